@@ -1,0 +1,259 @@
+//! The one allocation of a model, and where everything lives in it.
+//!
+//! All sizes are computed here with checked arithmetic; every section starts on a
+//! 64-byte boundary (a cache line, and a full AVX-512 vector).
+//!
+//! ```text
+//! offset 0      model header (the `Model`'s state: plan, kernel table, flags)
+//! params[0]     parameters, internal layout (below)            } double-buffered: a step
+//! params[1]     parameters, internal layout                    } writes the other copy and
+//!                                                                flips only if all finite
+//! grads         gradients, internal layout
+//! x             copy of the last forward's input, max_batch x d
+//! h[l]          activations H_l, max_batch x ld_l, l = 1..k    (ld_l = h_l rounded up to 16)
+//! yhat          predictions, max_batch x m
+//! dy            dL/dYhat, max_batch x m
+//! dz[0], dz[1]  masked gradients dZ of two adjacent layers, max_batch x max ld_l
+//! ```
+//!
+//! Internal parameter layout. A hidden layer with `in` inputs and `out` units keeps
+//! its weights as panels of 16 units, each panel `in x 16` row-major (the transpose of
+//! 16 rows of W), zero-padded past `out`; then its bias, `out` rounded up to 16:
+//!
+//! ```text
+//! W[j][k]  at  w + (j / 16) * in * 16 + k * 16 + j % 16
+//! b[j]     at  b + j
+//! ```
+//!
+//! A forward micro-kernel then streams one contiguous panel while broadcasting inputs,
+//! and the weight-gradient kernel writes whole panels. The output layer (m x h_k)
+//! keeps W_o row-major with rows padded to ld_k, which serves its dot products. The
+//! padding is zero and stays zero (its gradients are zero). `get_params`/`set_params`
+//! convert to and from the contract's flat layout.
+
+use crate::config::{Config, MAX_HIDDEN};
+use crate::Error;
+
+/// Units per weight panel; every activation row is padded to a multiple of it.
+pub(crate) const PANEL: usize = 16;
+/// Alignment of every section, in bytes.
+pub(crate) const ALIGN: usize = 64;
+const F32: usize = core::mem::size_of::<f32>();
+
+/// Most layers with weights: k hidden plus the output layer.
+pub(crate) const MAX_LAYERS: usize = MAX_HIDDEN + 1;
+
+/// Where one layer's parameters live, in floats from the start of a parameter buffer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LayerPlan {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// Panels of 16 units (hidden layers); for the output layer, the row stride of W_o.
+    pub panels: usize,
+    pub w: usize,
+    pub b: usize,
+    pub flat_w: usize,
+    pub flat_b: usize,
+}
+
+/// The complete memory plan of a model, fixed at creation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub n_hidden: usize,
+    pub max_batch: usize,
+    pub layers: [LayerPlan; MAX_LAYERS],
+    /// Row stride of H_l (and of dZ_l), l = 1..k, stored at index l - 1.
+    pub ld: [usize; MAX_HIDDEN],
+    /// Length of the flat parameter array (the contract's count).
+    pub flat_len: usize,
+    /// Floats in one internal parameter buffer (padding included).
+    pub int_len: usize,
+    /// Byte offsets of the sections.
+    pub params: [usize; 2],
+    pub grads: usize,
+    pub x: usize,
+    pub h: [usize; MAX_HIDDEN],
+    pub yhat: usize,
+    pub dy: usize,
+    pub dz: [usize; 2],
+    /// Total bytes of the arena.
+    pub total: usize,
+}
+
+fn mul(a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_mul(b).ok_or(Error::InvalidConfig)
+}
+
+fn add(a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_add(b).ok_or(Error::InvalidConfig)
+}
+
+fn round_up(v: usize, to: usize) -> Result<usize, Error> {
+    Ok(add(v, to - 1)? / to * to)
+}
+
+/// Bump allocator over byte offsets.
+struct Cursor(usize);
+
+impl Cursor {
+    fn take_floats(&mut self, floats: usize) -> Result<usize, Error> {
+        let at = self.0;
+        self.0 = round_up(add(at, mul(floats, F32)?)?, ALIGN)?;
+        Ok(at)
+    }
+}
+
+impl Plan {
+    /// Lay out a validated config, or refuse sizes that overflow.
+    pub(crate) fn new(cfg: &Config, header_bytes: usize) -> Result<Plan, Error> {
+        cfg.validate()?;
+        let (dims, n_dims) = cfg.dims();
+        let k = cfg.n_hidden;
+        let mut layers = [LayerPlan::default(); MAX_LAYERS];
+        let mut ld = [0; MAX_HIDDEN];
+        let (mut flat, mut int) = (0usize, 0usize);
+        for l in 0..n_dims - 1 {
+            let (inp, out) = (dims[l], dims[l + 1]);
+            let hidden = l < k;
+            let (panels, w_len, b_len) = if hidden {
+                let panels = out.div_ceil(PANEL);
+                ld[l] = mul(panels, PANEL)?;
+                (panels, mul(mul(panels, PANEL)?, inp)?, ld[l])
+            } else {
+                let row = round_up(inp, PANEL)?;
+                (row, mul(row, out)?, round_up(out, PANEL)?)
+            };
+            let flat_w = flat;
+            let flat_b = add(flat, mul(inp, out)?)?;
+            flat = add(flat_b, out)?;
+            let w = int;
+            let b = add(w, w_len)?;
+            int = add(b, b_len)?;
+            layers[l] = LayerPlan { inputs: inp, outputs: out, panels, w, b, flat_w, flat_b };
+        }
+        let mb = cfg.max_batch;
+        let max_ld = ld[..k].iter().copied().max().unwrap_or(PANEL);
+        let mut c = Cursor(round_up(header_bytes, ALIGN)?);
+        let params = [c.take_floats(int)?, c.take_floats(int)?];
+        let grads = c.take_floats(int)?;
+        let x = c.take_floats(mul(mb, cfg.inputs)?)?;
+        let mut h = [0; MAX_HIDDEN];
+        for l in 0..k {
+            h[l] = c.take_floats(mul(mb, ld[l])?)?;
+        }
+        let yhat = c.take_floats(mul(mb, cfg.outputs)?)?;
+        let dy = c.take_floats(mul(mb, cfg.outputs)?)?;
+        let dz = [c.take_floats(mul(mb, max_ld)?)?, c.take_floats(mul(mb, max_ld)?)?];
+        // The allocator cannot serve more than isize::MAX bytes.
+        if c.0 > isize::MAX as usize {
+            return Err(Error::InvalidConfig);
+        }
+        Ok(Plan {
+            inputs: cfg.inputs,
+            outputs: cfg.outputs,
+            n_hidden: k,
+            max_batch: mb,
+            layers,
+            ld,
+            flat_len: flat,
+            int_len: int,
+            params,
+            grads,
+            x,
+            h,
+            yhat,
+            dy,
+            dz,
+            total: c.0,
+        })
+    }
+
+    /// Layers with weights: k hidden and the output layer.
+    pub(crate) fn n_layers(&self) -> usize {
+        self.n_hidden + 1
+    }
+
+    /// Internal index of flat parameter `t`.
+    #[cfg(test)]
+    pub(crate) fn internal_index(&self, t: usize) -> usize {
+        let l = self.layers[..self.n_layers()]
+            .iter()
+            .rposition(|lp| lp.flat_w <= t)
+            .unwrap_or(0);
+        let lp = &self.layers[l];
+        if t >= lp.flat_b {
+            return lp.b + (t - lp.flat_b);
+        }
+        let (j, k) = ((t - lp.flat_w) / lp.inputs, (t - lp.flat_w) % lp.inputs);
+        if l < self.n_hidden {
+            lp.w + (j / PANEL) * lp.inputs * PANEL + k * PANEL + j % PANEL
+        } else {
+            lp.w + j * lp.panels + k
+        }
+    }
+
+    /// Visit every parameter in flat order as `f(flat, internal, layer, is_bias)`.
+    pub(crate) fn for_each_index(&self, mut f: impl FnMut(usize, usize, usize, bool)) {
+        for (l, lp) in self.layers[..self.n_layers()].iter().enumerate() {
+            let hidden = l < self.n_hidden;
+            for j in 0..lp.outputs {
+                for k in 0..lp.inputs {
+                    let int = if hidden {
+                        lp.w + (j / PANEL) * lp.inputs * PANEL + k * PANEL + j % PANEL
+                    } else {
+                        lp.w + j * lp.panels + k
+                    };
+                    f(lp.flat_w + j * lp.inputs + k, int, l, false);
+                }
+            }
+            for j in 0..lp.outputs {
+                f(lp.flat_b + j, lp.b + j, l, true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_and_internal_indices_agree_and_are_a_bijection() {
+        let cfg = Config::new(7, &[17, 3, 33], 2).max_batch(5);
+        let p = Plan::new(&cfg, 0).unwrap();
+        assert_eq!(p.flat_len, 7 * 17 + 17 + 17 * 3 + 3 + 3 * 33 + 33 + 33 * 2 + 2);
+        let mut seen = vec![false; p.int_len];
+        let mut count = 0;
+        p.for_each_index(|flat, int, _, _| {
+            assert_eq!(flat, count);
+            assert_eq!(p.internal_index(flat), int);
+            assert!(!seen[int]);
+            seen[int] = true;
+            count += 1;
+        });
+        assert_eq!(count, p.flat_len);
+    }
+
+    #[test]
+    fn sections_are_aligned_and_disjoint() {
+        let cfg = Config::new(3, &[5, 9], 4).max_batch(7);
+        let p = Plan::new(&cfg, 100).unwrap();
+        let mut starts = vec![p.params[0], p.params[1], p.grads, p.x, p.yhat, p.dy, p.dz[0], p.dz[1]];
+        starts.extend_from_slice(&p.h[..2]);
+        assert!(starts.iter().all(|s| s % ALIGN == 0 && *s >= 100));
+        starts.sort();
+        starts.dedup();
+        assert_eq!(starts.len(), 10);
+        assert!(p.total >= *starts.last().unwrap());
+    }
+
+    #[test]
+    fn overflowing_sizes_are_refused() {
+        let cfg = Config::new(usize::MAX / 2, &[usize::MAX / 2], 1);
+        assert_eq!(Plan::new(&cfg, 0).unwrap_err(), Error::InvalidConfig);
+        let cfg = Config::new(1 << 20, &[1 << 20], 1).max_batch(1 << 40);
+        assert_eq!(Plan::new(&cfg, 0).unwrap_err(), Error::InvalidConfig);
+    }
+}

@@ -1,0 +1,151 @@
+//! The network's topology and creation options, validated before anything is allocated.
+
+use crate::Error;
+
+/// Most hidden layers a model may have (the contract's k <= 8).
+pub const MAX_HIDDEN: usize = 8;
+
+/// A kernel set. `Auto` picks the best the running CPU supports, unless the
+/// environment variable `FLOWMLP_ISA` names one (`scalar`, `avx2`, `avx512`, `neon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum Isa {
+    /// Best available (or `FLOWMLP_ISA`).
+    #[default]
+    Auto = 0,
+    /// Plain Rust loops: the reference every other set is tested against.
+    Scalar = 1,
+    /// x86-64 AVX2 with FMA.
+    Avx2 = 2,
+    /// x86-64 AVX-512 (F, plus the subsets the kernels use).
+    Avx512 = 3,
+    /// aarch64 Advanced SIMD.
+    Neon = 4,
+}
+
+impl Isa {
+    /// Every concrete kernel set, best last.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    /// The name used by `FLOWMLP_ISA` and `flowmlp_isa_name`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Isa::Auto => "auto",
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parse a name as `FLOWMLP_ISA` spells it (case-insensitive).
+    pub fn from_name(s: &str) -> Option<Isa> {
+        let s = s.trim();
+        [Isa::Auto, Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
+            .into_iter()
+            .find(|isa| s.eq_ignore_ascii_case(isa.name()))
+    }
+
+    /// Convert a value coming from C; out-of-range values are `None`, never UB.
+    pub const fn from_u32(v: u32) -> Option<Isa> {
+        Some(match v {
+            0 => Isa::Auto,
+            1 => Isa::Scalar,
+            2 => Isa::Avx2,
+            3 => Isa::Avx512,
+            4 => Isa::Neon,
+            _ => return None,
+        })
+    }
+
+    /// Whether this CPU (and this build's target) can run the set.
+    pub fn is_supported(self) -> bool {
+        crate::kernels::table(self).is_some()
+    }
+}
+
+/// Topology and creation options of a model: d -> h_1 .. h_k -> m.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// d, the number of inputs per row.
+    pub inputs: usize,
+    /// m, the number of outputs per row.
+    pub outputs: usize,
+    /// Widths of the hidden layers; entries past `n_hidden` are ignored.
+    pub hidden: [usize; MAX_HIDDEN],
+    /// k, the number of hidden layers (1..=8).
+    pub n_hidden: usize,
+    /// Rows the arena is sized for; every call takes 1..=max_batch rows.
+    pub max_batch: usize,
+    /// Seed of the parameter initialization.
+    pub seed: u64,
+    /// Kernel set to use.
+    pub isa: Isa,
+}
+
+impl Config {
+    /// `inputs -> hidden[0] -> .. -> outputs`, with `max_batch` 1, seed 0, `Isa::Auto`.
+    /// More than 8 hidden widths are recorded as such and refused by `Model::new`.
+    pub fn new(inputs: usize, hidden: &[usize], outputs: usize) -> Config {
+        let mut h = [0; MAX_HIDDEN];
+        for (dst, &src) in h.iter_mut().zip(hidden) {
+            *dst = src;
+        }
+        Config {
+            inputs,
+            outputs,
+            hidden: h,
+            n_hidden: hidden.len(),
+            max_batch: 1,
+            seed: 0,
+            isa: Isa::Auto,
+        }
+    }
+
+    /// Set the number of rows the model is sized for.
+    pub fn max_batch(mut self, max_batch: usize) -> Config {
+        self.max_batch = max_batch;
+        self
+    }
+
+    /// Set the initialization seed.
+    pub fn seed(mut self, seed: u64) -> Config {
+        self.seed = seed;
+        self
+    }
+
+    /// Force a kernel set.
+    pub fn isa(mut self, isa: Isa) -> Config {
+        self.isa = isa;
+        self
+    }
+
+    /// The hidden widths in use.
+    pub fn hidden_widths(&self) -> &[usize] {
+        &self.hidden[..self.n_hidden.min(MAX_HIDDEN)]
+    }
+
+    /// Check dimensions (not sizes; the arena plan checks those).
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let ok = self.inputs >= 1
+            && self.outputs >= 1
+            && (1..=MAX_HIDDEN).contains(&self.n_hidden)
+            && self.max_batch >= 1
+            && self.hidden_widths().iter().all(|&h| h >= 1);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig)
+        }
+    }
+
+    /// `[d, h_1, .., h_k, m]` and its length.
+    pub(crate) fn dims(&self) -> ([usize; MAX_HIDDEN + 2], usize) {
+        let mut d = [0; MAX_HIDDEN + 2];
+        let k = self.n_hidden.min(MAX_HIDDEN);
+        d[0] = self.inputs;
+        d[1..=k].copy_from_slice(&self.hidden[..k]);
+        d[k + 1] = self.outputs;
+        (d, k + 2)
+    }
+}

@@ -1,0 +1,63 @@
+//! The typed error of the safe API; the C layer maps it one to one onto `flowmlp_status`.
+
+use core::fmt;
+
+/// Why a call was refused. A refused call leaves the model as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// A required pointer was NULL (C API only).
+    NullPointer,
+    /// The configuration has a zero dimension, too many hidden layers, or sizes that overflow.
+    InvalidConfig,
+    /// A length, batch size of zero, or learning rate is not acceptable.
+    InvalidArgument,
+    /// More rows than the model's `max_batch`.
+    BatchTooLarge,
+    /// The arena could not be allocated.
+    OutOfMemory,
+    /// `backward` without a kept `forward` (none yet, or the parameters changed since).
+    NoForward,
+    /// A NaN or infinity in the inputs, the loss, or the parameters a step would produce.
+    NonFinite,
+    /// The requested kernel set is not supported by this CPU or build.
+    UnsupportedIsa,
+    /// A bug in flowmlp (for example a caught panic).
+    Internal,
+}
+
+impl Error {
+    /// One static, human-readable sentence.
+    pub fn message(self) -> &'static str {
+        self.c_message().to_str().unwrap_or("flowmlp error")
+    }
+
+    /// The same sentence, NUL-terminated for the C API.
+    pub(crate) const fn c_message(self) -> &'static core::ffi::CStr {
+        match self {
+            Error::NullPointer => c"a required pointer was NULL",
+            Error::InvalidConfig => {
+                c"invalid configuration: a zero dimension, more than 8 hidden layers, an unknown isa value, or sizes that overflow"
+            }
+            Error::InvalidArgument => {
+                c"invalid argument: a wrong length, zero rows, or a negative or non-finite learning rate"
+            }
+            Error::BatchTooLarge => c"the batch has more rows than the model's max_batch",
+            Error::OutOfMemory => c"the model's memory could not be allocated",
+            Error::NoForward => c"backward needs a forward pass on the current parameters first",
+            Error::NonFinite => {
+                c"a NaN or infinity in the inputs, targets, loss or update; nothing was changed"
+            }
+            Error::UnsupportedIsa => c"the requested kernel set is not supported on this CPU",
+            Error::Internal => c"internal error in flowmlp (please report it)",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}

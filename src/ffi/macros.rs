@@ -1,0 +1,34 @@
+//! The shape every `extern "C"` function has: catch panics, check pointers, map errors.
+
+/// Run `$body` (an expression of type `Result<(), Error>`), turning a panic into
+/// `FLOWMLP_ERROR_INTERNAL` so that no unwind crosses the C boundary.
+macro_rules! ffi_status {
+    ($body:block) => {{
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> Result<(), $crate::Error> { $body },
+        )) {
+            Ok(Ok(())) => $crate::ffi::flowmlp_status::FLOWMLP_OK,
+            Ok(Err(e)) => $crate::ffi::flowmlp_status::from(e),
+            Err(_) => $crate::ffi::flowmlp_status::FLOWMLP_ERROR_INTERNAL,
+        }
+    }};
+}
+
+/// Like `ffi_status!` for functions that return a plain value: `$fallback` on panic.
+macro_rules! ffi_value {
+    ($fallback:expr, $body:block) => {{
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)).unwrap_or($fallback)
+    }};
+}
+
+/// A non-null pointer, or return `Err(Error::NullPointer)`.
+macro_rules! non_null {
+    ($p:expr) => {{
+        if $p.is_null() {
+            return Err($crate::Error::NullPointer);
+        }
+        $p
+    }};
+}
+
+pub(crate) use {ffi_status, ffi_value, non_null};

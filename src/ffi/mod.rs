@@ -1,0 +1,386 @@
+//! The C API: `extern "C"` functions over [`Model`](crate::Model).
+//!
+//! Conventions (as in rustls-ffi): every fallible function returns
+//! `flowmlp_status`; output parameters are written only on success; a NULL handle
+//! or data pointer is `FLOWMLP_ERROR_NULL_POINTER`; enum-valued fields arrive as
+//! integers and are range-checked; a panic becomes `FLOWMLP_ERROR_INTERNAL`.
+#![allow(non_camel_case_types)]
+
+use core::ffi::{c_char, c_int};
+use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
+
+use crate::config::{Config, Isa, MAX_HIDDEN};
+use crate::model::{Model, State};
+use crate::Error;
+
+mod macros;
+mod status;
+
+use macros::{ffi_status, ffi_value, non_null};
+pub use status::flowmlp_status;
+
+/// Most hidden layers a model may have (`flowmlp_config.hidden` has this many entries).
+pub const FLOWMLP_MAX_HIDDEN: u32 = 8;
+const _: () = assert!(FLOWMLP_MAX_HIDDEN as usize == MAX_HIDDEN);
+
+/// An opaque model. Create with `flowmlp_create`, free with `flowmlp_destroy`.
+pub struct flowmlp_model {
+    _private: [u8; 0],
+}
+
+/// Kernel sets, for `flowmlp_config.isa`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum flowmlp_isa {
+    /// The best set this CPU supports, or the one the environment variable
+    /// `FLOWMLP_ISA` names (`scalar`, `avx2`, `avx512`, `neon`; read once per process).
+    FLOWMLP_ISA_AUTO = 0,
+    /// Plain loops: the reference.
+    FLOWMLP_ISA_SCALAR = 1,
+    /// x86-64 AVX2 + FMA.
+    FLOWMLP_ISA_AVX2 = 2,
+    /// x86-64 AVX-512.
+    FLOWMLP_ISA_AVX512 = 3,
+    /// aarch64 NEON.
+    FLOWMLP_ISA_NEON = 4,
+}
+
+/// Topology and creation options: `n_inputs -> hidden[0] .. hidden[n_hidden-1] -> n_outputs`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct flowmlp_config {
+    /// d >= 1.
+    pub n_inputs: u32,
+    /// m >= 1 (the course's network: 1).
+    pub n_outputs: u32,
+    /// k, 1..=8.
+    pub n_hidden: u32,
+    /// h_1..h_k >= 1; entries past k are ignored.
+    pub hidden: [u32; 8],
+    /// Rows the arena is sized for, >= 1; every call takes 1..=max_batch rows.
+    pub max_batch: u32,
+    /// Seed of the parameter initialization (same weights on every platform).
+    pub seed: u64,
+    /// A `flowmlp_isa` value; any other value is `FLOWMLP_ERROR_INVALID_CONFIG`.
+    pub isa: u32,
+}
+
+impl flowmlp_config {
+    fn to_config(&self) -> Result<Config, Error> {
+        let isa = Isa::from_u32(self.isa).ok_or(Error::InvalidConfig)?;
+        let n_hidden = self.n_hidden as usize;
+        if !(1..=MAX_HIDDEN).contains(&n_hidden) {
+            return Err(Error::InvalidConfig);
+        }
+        let mut cfg = Config::new(self.n_inputs as usize, &[], self.n_outputs as usize)
+            .max_batch(self.max_batch as usize)
+            .seed(self.seed)
+            .isa(isa);
+        cfg.n_hidden = n_hidden;
+        for (dst, &src) in cfg.hidden.iter_mut().zip(&self.hidden[..n_hidden]) {
+            *dst = src as usize;
+        }
+        Ok(cfg)
+    }
+}
+
+/// Borrow the model behind a C handle without taking ownership.
+///
+/// # Safety
+/// `p` is NULL or a live handle from `flowmlp_create`, used by no other thread now.
+unsafe fn borrow(p: *const flowmlp_model) -> Result<ManuallyDrop<Model>, Error> {
+    let p = NonNull::new(p as *mut State).ok_or(Error::NullPointer)?;
+    // SAFETY: the caller guarantees a live handle; ManuallyDrop keeps it alive.
+    Ok(ManuallyDrop::new(unsafe { Model::from_raw(p) }))
+}
+
+/// A slice of `len` floats from C, or `NullPointer`.
+///
+/// # Safety
+/// `p` is NULL or valid for `len` floats for the duration of the call.
+unsafe fn floats<'a>(p: *const f32, len: usize) -> Result<&'a [f32], Error> {
+    let p = non_null!(p);
+    // SAFETY: the caller guarantees `len` readable floats at `p`.
+    Ok(unsafe { core::slice::from_raw_parts(p, len) })
+}
+
+/// Mutable counterpart of `floats`.
+///
+/// # Safety
+/// `p` is NULL or valid for writing `len` floats, not aliased during the call.
+unsafe fn floats_mut<'a>(p: *mut f32, len: usize) -> Result<&'a mut [f32], Error> {
+    let p = non_null!(p);
+    // SAFETY: the caller guarantees `len` writable floats at `p`.
+    Ok(unsafe { core::slice::from_raw_parts_mut(p, len) })
+}
+
+/// Rows `n` checked before any pointer arithmetic uses them.
+fn check_rows(model: &Model, n: usize) -> Result<(), Error> {
+    if n == 0 {
+        Err(Error::InvalidArgument)
+    } else if n > model.config().max_batch {
+        Err(Error::BatchTooLarge)
+    } else {
+        Ok(())
+    }
+}
+
+/// Create a model: validate `*config`, allocate its one arena, initialize the
+/// parameters from `config->seed` (He normal for hidden layers, zero biases).
+///
+/// On success `*out_model` receives a handle owned by the caller, to be freed with
+/// `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
+/// must not be NULL. This is the only call that allocates.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_create(
+    config: *const flowmlp_config,
+    out_model: *mut *mut flowmlp_model,
+) -> flowmlp_status {
+    ffi_status!({
+        let config = non_null!(config);
+        let out_model = non_null!(out_model);
+        // SAFETY: non-null; the caller guarantees it points to a flowmlp_config.
+        let cfg = unsafe { &*config }.to_config()?;
+        let model = Model::new(&cfg)?;
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
+        Ok(())
+    })
+}
+
+/// Free a model and everything it owns. NULL is a no-op. The handle must not be used
+/// afterwards, nor concurrently with this call.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_destroy(model: *mut flowmlp_model) {
+    ffi_value!((), {
+        if let Some(p) = NonNull::new(model as *mut State) {
+            // SAFETY: the caller passes a live handle from flowmlp_create and gives it up.
+            drop(unsafe { Model::from_raw(p) });
+        }
+    })
+}
+
+/// Forward pass on `n` rows of `x` (`n x d`, row-major), 1 <= n <= max_batch.
+/// Writes the `n x m` predictions to `y_out` when it is not NULL, and keeps the
+/// activations (and a copy of `x`) for `flowmlp_backward`.
+///
+/// Errors: NULL `model` or `x`; `n` = 0 (INVALID_ARGUMENT); `n` > max_batch
+/// (BATCH_TOO_LARGE); a NaN or infinity in `x` (NON_FINITE). Not thread-safe on one model.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_forward(
+    model: *mut flowmlp_model,
+    x: *const f32,
+    n: usize,
+    y_out: *mut f32,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        non_null!(x);
+        check_rows(&m, n)?;
+        let cfg = *m.config();
+        // SAFETY: the caller guarantees n x d floats at x (n <= max_batch, so no overflow).
+        let x = unsafe { floats(x, n * cfg.inputs) }?;
+        let y = if y_out.is_null() {
+            None
+        } else {
+            // SAFETY: the caller guarantees n x m writable floats at y_out.
+            Some(unsafe { floats_mut(y_out, n * cfg.outputs) }?)
+        };
+        m.forward(x, y)
+    })
+}
+
+/// Gradients of the mean-squared-error loss of the last forward against targets `y`
+/// (`n x m` for that forward's `n`); overwrites the model's gradients. Writes the
+/// loss to `*loss_out` when `loss_out` is not NULL.
+///
+/// Errors: NULL `model` or `y`; no forward since creation, the last step or
+/// `flowmlp_set_params` (NO_FORWARD); a NaN or infinity in `y` or the loss
+/// (NON_FINITE, gradients untouched). Not thread-safe on one model.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_backward(
+    model: *mut flowmlp_model,
+    y: *const f32,
+    loss_out: *mut f32,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        non_null!(y);
+        let n = m.kept_rows().ok_or(Error::NoForward)?;
+        // SAFETY: the caller guarantees n x m floats at y.
+        let y = unsafe { floats(y, n * m.config().outputs) }?;
+        let loss = m.backward(y)?;
+        if !loss_out.is_null() {
+            // SAFETY: non-null; the caller guarantees it is writable.
+            unsafe { *loss_out = loss };
+        }
+        Ok(())
+    })
+}
+
+/// Plain SGD with the current gradients: theta <- theta - learning_rate * grad.
+///
+/// Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
+/// that would make any parameter NaN or infinite (NON_FINITE: no parameter changes).
+/// A successful step ends the kept forward. Not thread-safe on one model.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_step(model: *mut flowmlp_model, learning_rate: f32) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        unsafe { borrow(model) }?.step(learning_rate)
+    })
+}
+
+/// Forward, backward and step on `n` rows in one call: `x` is `n x d`, `y` is
+/// `n x m`. Same result as the three calls within float tolerance. Writes the loss
+/// (before the step) to `*loss_out` when `loss_out` is not NULL.
+///
+/// Errors: as `flowmlp_forward`, `flowmlp_backward` and `flowmlp_step`; on any error
+/// the parameters and gradients are unchanged. The kept forward is not kept.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_train_step(
+    model: *mut flowmlp_model,
+    x: *const f32,
+    y: *const f32,
+    n: usize,
+    learning_rate: f32,
+    loss_out: *mut f32,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        non_null!(x);
+        non_null!(y);
+        check_rows(&m, n)?;
+        let cfg = *m.config();
+        // SAFETY: the caller guarantees n x d floats at x and n x m at y.
+        let (x, y) = unsafe { (floats(x, n * cfg.inputs)?, floats(y, n * cfg.outputs)?) };
+        let loss = m.train_step(x, y, learning_rate)?;
+        if !loss_out.is_null() {
+            // SAFETY: non-null; the caller guarantees it is writable.
+            unsafe { *loss_out = loss };
+        }
+        Ok(())
+    })
+}
+
+/// Length of the flat parameter (and gradient) array; 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_param_count(model: *const flowmlp_model) -> usize {
+    ffi_value!(0, {
+        // SAFETY: the caller passes a live handle or NULL.
+        unsafe { borrow(model) }.map_or(0, |m| m.param_count())
+    })
+}
+
+/// Copy the parameters into `out` in the flat layout: W_1 (h_1 x d, row-major), b_1,
+/// ..., W_o (m x h_k), b_o. `len` must equal `flowmlp_param_count` (INVALID_ARGUMENT).
+/// Reads only: may run concurrently with other reads of the same model.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_get_params(
+    model: *const flowmlp_model,
+    out: *mut f32,
+    len: usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        non_null!(out);
+        if len != m.param_count() {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: the caller guarantees len writable floats at out.
+        m.get_params(unsafe { floats_mut(out, len) }?)
+    })
+}
+
+/// Replace the parameters from `values` (flat layout, `len` = `flowmlp_param_count`).
+/// Every value must be finite (NON_FINITE otherwise, nothing changed). Ends the kept
+/// forward. Not thread-safe on one model.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_set_params(
+    model: *mut flowmlp_model,
+    values: *const f32,
+    len: usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        non_null!(values);
+        if len != m.param_count() {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: the caller guarantees len floats at values.
+        m.set_params(unsafe { floats(values, len) }?)
+    })
+}
+
+/// Copy the gradients of the last backward into `out` (flat layout, `len` =
+/// `flowmlp_param_count`); zeros before the first backward. Reads only.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_get_grads(
+    model: *const flowmlp_model,
+    out: *mut f32,
+    len: usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        non_null!(out);
+        if len != m.param_count() {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: the caller guarantees len writable floats at out.
+        m.get_grads(unsafe { floats_mut(out, len) }?)
+    })
+}
+
+fn isa_cstr(isa: Isa) -> &'static core::ffi::CStr {
+    match isa {
+        Isa::Auto => c"auto",
+        Isa::Scalar => c"scalar",
+        Isa::Avx2 => c"avx2",
+        Isa::Avx512 => c"avx512",
+        Isa::Neon => c"neon",
+    }
+}
+
+/// The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
+/// string; do not free). NULL for a NULL model.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_isa_name(model: *const flowmlp_model) -> *const c_char {
+    ffi_value!(core::ptr::null(), {
+        // SAFETY: the caller passes a live handle or NULL.
+        unsafe { borrow(model) }.map_or(core::ptr::null(), |m| isa_cstr(m.isa()).as_ptr())
+    })
+}
+
+/// 1 when this CPU and build can run kernel set `isa` (a `flowmlp_isa` value), else 0.
+/// `FLOWMLP_ISA_AUTO` is always supported.
+#[no_mangle]
+pub extern "C" fn flowmlp_isa_supported(isa: u32) -> c_int {
+    ffi_value!(0, {
+        match Isa::from_u32(isa) {
+            Some(Isa::Auto) => 1,
+            Some(isa) => c_int::from(isa.is_supported()),
+            None => 0,
+        }
+    })
+}
+
+/// A static, human-readable sentence for a status value (any value, even unknown
+/// ones; do not free).
+#[no_mangle]
+pub extern "C" fn flowmlp_status_message(status: c_int) -> *const c_char {
+    status::message(status).as_ptr()
+}
+
+/// The library version, e.g. "0.1.0" (a static string).
+#[no_mangle]
+pub extern "C" fn flowmlp_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr() as *const c_char
+}

@@ -1,0 +1,88 @@
+//! `flowmlp_status`: the result of every fallible C function.
+
+use crate::Error;
+
+/// Result of a flowmlp call. `FLOWMLP_OK` is 0; every other value is an error, and a
+/// call that returns one has changed nothing (see `flowmlp_status_message`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum flowmlp_status {
+    /// Success.
+    FLOWMLP_OK = 0,
+    /// A required pointer argument was NULL.
+    FLOWMLP_ERROR_NULL_POINTER = 1,
+    /// The configuration has a zero dimension, more than 8 hidden layers, an unknown
+    /// `isa` value, or sizes whose arena would overflow `size_t`.
+    FLOWMLP_ERROR_INVALID_CONFIG = 2,
+    /// A wrong length, `n` = 0, or a negative or non-finite learning rate.
+    FLOWMLP_ERROR_INVALID_ARGUMENT = 3,
+    /// `n` is larger than the model's `max_batch`.
+    FLOWMLP_ERROR_BATCH_TOO_LARGE = 4,
+    /// The model's memory could not be allocated.
+    FLOWMLP_ERROR_OUT_OF_MEMORY = 5,
+    /// `flowmlp_backward` without a forward pass on the current parameters.
+    FLOWMLP_ERROR_NO_FORWARD = 6,
+    /// A NaN or infinity in the inputs or targets, a non-finite loss, or a step that
+    /// would make a parameter non-finite; nothing was applied.
+    FLOWMLP_ERROR_NON_FINITE = 7,
+    /// The requested kernel set is not supported by this CPU or build.
+    FLOWMLP_ERROR_UNSUPPORTED_ISA = 8,
+    /// An internal error (a bug in flowmlp); the model was not changed.
+    FLOWMLP_ERROR_INTERNAL = 9,
+}
+
+impl From<Error> for flowmlp_status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NullPointer => flowmlp_status::FLOWMLP_ERROR_NULL_POINTER,
+            Error::InvalidConfig => flowmlp_status::FLOWMLP_ERROR_INVALID_CONFIG,
+            Error::InvalidArgument => flowmlp_status::FLOWMLP_ERROR_INVALID_ARGUMENT,
+            Error::BatchTooLarge => flowmlp_status::FLOWMLP_ERROR_BATCH_TOO_LARGE,
+            Error::OutOfMemory => flowmlp_status::FLOWMLP_ERROR_OUT_OF_MEMORY,
+            Error::NoForward => flowmlp_status::FLOWMLP_ERROR_NO_FORWARD,
+            Error::NonFinite => flowmlp_status::FLOWMLP_ERROR_NON_FINITE,
+            Error::UnsupportedIsa => flowmlp_status::FLOWMLP_ERROR_UNSUPPORTED_ISA,
+            Error::Internal => flowmlp_status::FLOWMLP_ERROR_INTERNAL,
+        }
+    }
+}
+
+/// Errors in status order (index = status value - 1).
+const ERRORS: [Error; 9] = [
+    Error::NullPointer,
+    Error::InvalidConfig,
+    Error::InvalidArgument,
+    Error::BatchTooLarge,
+    Error::OutOfMemory,
+    Error::NoForward,
+    Error::NonFinite,
+    Error::UnsupportedIsa,
+    Error::Internal,
+];
+
+/// NUL-terminated message for a status value; unknown values get a sentence too.
+pub(crate) fn message(status: i32) -> &'static core::ffi::CStr {
+    match status {
+        0 => c"success",
+        s if (1..=ERRORS.len() as i32).contains(&s) => ERRORS[(s - 1) as usize].c_message(),
+        _ => c"unknown flowmlp status value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_and_has_a_message() {
+        for (i, e) in ERRORS.iter().enumerate() {
+            let s = flowmlp_status::from(*e);
+            assert_eq!(s as i32, i as i32 + 1);
+            assert!(!message(s as i32).to_bytes().is_empty());
+        }
+        assert_eq!(message(0).to_str().unwrap(), "success");
+        assert_eq!(message(99).to_str().unwrap(), "unknown flowmlp status value");
+        assert_eq!(message(-1).to_str().unwrap(), "unknown flowmlp status value");
+    }
+}

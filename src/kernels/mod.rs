@@ -1,0 +1,165 @@
+//! Kernel sets: one module per instruction set, all with the same functions.
+//!
+//! `scalar` is the plain reference and the specification; the SIMD sets must agree
+//! with it within the tolerances the tests state. A model picks one `Kernels` table at
+//! creation; the table is `'static` and only built for sets the CPU supports, so
+//! holding a `&'static Kernels` is the proof that its functions may be called.
+//!
+//! Every function receives raw pointers into the model's arena (or the caller's
+//! buffers) through an argument struct; strides are in floats. The model validates
+//! all sizes before it calls a kernel.
+
+use crate::config::Isa;
+
+pub(crate) mod scalar;
+
+pub(crate) use crate::arena::PANEL;
+
+/// One hidden layer's forward: `H = ReLU(A W^T + b)`, W panel-packed (see `arena`).
+/// With `head` non-null (the m = 1 output), also `yhat[i] = head_bias + H[i] . head`.
+pub(crate) struct DenseArgs {
+    /// Input rows, `n x k`, row stride `lda`.
+    pub a: *const f32,
+    pub lda: usize,
+    pub n: usize,
+    /// Inputs of the layer (reduction length).
+    pub k: usize,
+    /// `panels` panels of `k x PANEL`.
+    pub w: *const f32,
+    /// `panels * PANEL` biases (zero past the real width).
+    pub b: *const f32,
+    pub panels: usize,
+    /// Output rows `n x panels * PANEL`; padding columns are written as zero.
+    pub h: *mut f32,
+    /// Output-layer row (`panels * PANEL`, zero-padded) or null.
+    pub head: *const f32,
+    pub head_bias: f32,
+    /// `n` predictions, written when `head` is non-null.
+    pub yhat: *mut f32,
+}
+
+/// The linear output layer: `yhat[i][c] = bo[c] + H[i] . wo[c]`.
+pub(crate) struct HeadArgs {
+    /// `n x ld`, zero past column `k`.
+    pub h: *const f32,
+    pub ld: usize,
+    pub n: usize,
+    pub k: usize,
+    /// `m x ld`, rows zero-padded.
+    pub wo: *const f32,
+    pub bo: *const f32,
+    pub m: usize,
+    /// `n x m`.
+    pub yhat: *mut f32,
+}
+
+/// The output layer's backward from `dy = dL/dYhat`:
+/// `gwo[c] = sum_i dy[i][c] H[i]`, `gbo[c] = sum_i dy[i][c]`, and the masked
+/// `dz[i] = (sum_c dy[i][c] wo[c]) * [H[i] > 0]` of the top hidden layer.
+pub(crate) struct HeadBackArgs {
+    pub h: *const f32,
+    pub ld: usize,
+    pub n: usize,
+    pub wo: *const f32,
+    pub m: usize,
+    /// `n x m`.
+    pub dy: *const f32,
+    /// `m x ld` (padding written as zero).
+    pub gwo: *mut f32,
+    /// `m`.
+    pub gbo: *mut f32,
+    /// `n x ld` (padding written as zero).
+    pub dz: *mut f32,
+}
+
+/// A hidden layer's parameter gradients from its masked `dZ` (`n x panels*PANEL`):
+/// `gW = dZ^T A` in the panel layout and `gb = column sums of dZ`.
+pub(crate) struct WeightGradArgs {
+    pub a: *const f32,
+    pub lda: usize,
+    pub n: usize,
+    pub k: usize,
+    pub dz: *const f32,
+    pub panels: usize,
+    pub gw: *mut f32,
+    pub gb: *mut f32,
+}
+
+/// The masked gradient of the layer below: `dzp = (dZ W) * [Hp > 0]`, where `Hp` are
+/// that layer's activations (`n x ldp`, `k` real columns). Padding written as zero.
+pub(crate) struct InputGradArgs {
+    pub dz: *const f32,
+    pub n: usize,
+    pub w: *const f32,
+    pub panels: usize,
+    pub k: usize,
+    pub hp: *const f32,
+    pub ldp: usize,
+    pub dzp: *mut f32,
+}
+
+/// The functions of one kernel set. All are `unsafe fn`: the caller guarantees that
+/// every pointer in the arguments is valid for the sizes they state.
+pub(crate) struct Kernels {
+    pub isa: Isa,
+    pub dense_relu: unsafe fn(&DenseArgs),
+    pub head_forward: unsafe fn(&HeadArgs),
+    pub head_backward: unsafe fn(&HeadBackArgs),
+    pub weight_grad: unsafe fn(&WeightGradArgs),
+    pub input_grad: unsafe fn(&InputGradArgs),
+    /// `dy = scale * (yhat - y)` over `len` values; returns `sum (yhat - y)^2`.
+    pub loss_grad: unsafe fn(*const f32, *const f32, usize, f32, *mut f32) -> f32,
+    /// `out = p - lr * g` over `len` values; true when every result is finite.
+    pub sgd: unsafe fn(*const f32, *const f32, *mut f32, usize, f32) -> bool,
+    /// True when all `len` values are finite.
+    pub all_finite: unsafe fn(*const f32, usize) -> bool,
+}
+
+/// The table of `isa`, or `None` when this CPU or build cannot run it.
+/// Feature detection runs once per process and is cached.
+pub(crate) fn table(isa: Isa) -> Option<&'static Kernels> {
+    match isa {
+        Isa::Scalar => Some(&scalar::KERNELS),
+        _ => None,
+    }
+}
+
+/// The best kernel set this CPU runs, detected once per process.
+pub(crate) fn best() -> &'static Kernels {
+    static BEST: std::sync::OnceLock<&'static Kernels> = std::sync::OnceLock::new();
+    BEST.get_or_init(|| {
+        [Isa::Avx512, Isa::Avx2, Isa::Neon]
+            .into_iter()
+            .find_map(table)
+            .unwrap_or(&scalar::KERNELS)
+    })
+}
+
+/// `FLOWMLP_ISA`, read once per process: `None` when unset, empty or `auto`;
+/// `Some(None)` when it names no kernel set.
+fn env_request() -> Option<Option<Isa>> {
+    static ENV: std::sync::OnceLock<Option<Option<Isa>>> = std::sync::OnceLock::new();
+    *ENV.get_or_init(|| {
+        let v = std::env::var_os("FLOWMLP_ISA")?;
+        let s = v.to_str().unwrap_or("?").trim();
+        if s.is_empty() {
+            return None;
+        }
+        match Isa::from_name(s) {
+            Some(Isa::Auto) => None,
+            other => Some(other),
+        }
+    })
+}
+
+/// Resolve a requested kernel set: `Auto` means `FLOWMLP_ISA` if set, else the best.
+pub(crate) fn select(requested: Isa) -> Result<&'static Kernels, crate::Error> {
+    let isa = match requested {
+        Isa::Auto => match env_request() {
+            None => return Ok(best()),
+            Some(named) => named.ok_or(crate::Error::UnsupportedIsa)?,
+        },
+        isa => isa,
+    };
+    table(isa).ok_or(crate::Error::UnsupportedIsa)
+}

@@ -1,0 +1,471 @@
+//! The model: one arena, a fixed schedule over it, and the safe API.
+//!
+//! The schedule for k hidden layers (`A_0 = X`, `A_l = H_l`):
+//!
+//! ```text
+//! forward   for l in 1..=k:  H_l = ReLU(A_{l-1} W_l^T + b_l)        dense_relu
+//!           Yhat = H_k W_o^T + b_o        (m = 1: fused into layer k's pass, else head_forward)
+//! backward  dY = (2/n)(Yhat - Y), L = sum (Yhat - Y)^2 / n          loss_grad
+//!           gW_o, gb_o, dZ_k = (dY W_o) * [H_k > 0]                head_backward
+//!           for l in k..=1:  gW_l = dZ_l^T A_{l-1}, gb_l = sum dZ_l  weight_grad
+//!                            dZ_{l-1} = (dZ_l W_l) * [H_{l-1} > 0]  input_grad (l > 1)
+//! step      theta' = theta - lr * g into the other parameter buffer; flip if all finite
+//! ```
+//!
+//! Every public method validates all of its input before it writes anything, so a
+//! refused call leaves parameters, gradients, and the kept forward as they were.
+//! The one exception is a non-finite loss found inside `train_step` after its
+//! forward pass: parameters and gradients stay, but the kept forward is dropped.
+
+use core::ptr::NonNull;
+use std::alloc::Layout;
+
+use crate::arena::{Plan, ALIGN};
+use crate::config::{Config, Isa};
+use crate::init;
+use crate::kernels::{self, DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
+use crate::kernels::WeightGradArgs;
+use crate::Error;
+
+/// The header at the start of the arena.
+pub(crate) struct State {
+    plan: Plan,
+    config: Config,
+    kernels: &'static Kernels,
+    /// Start of the arena (this header).
+    base: *mut u8,
+    /// The layout to free with, when flowmlp allocated the arena.
+    owned: Option<Layout>,
+    /// Which parameter buffer is current.
+    cur: usize,
+    /// Rows of the kept forward pass (in the arena's `x` copy); 0 when none.
+    fwd_n: usize,
+}
+
+/// A multilayer perceptron d -> h_1 .. h_k -> m with everything in one allocation.
+///
+/// Not for concurrent use while training (`&mut self`); distinct models are
+/// independent. No method allocates after `Model::new`.
+pub struct Model {
+    state: NonNull<State>,
+}
+
+// SAFETY: the model owns its arena exclusively; `&self` methods only read it.
+unsafe impl Send for Model {}
+// SAFETY: shared references only read the arena.
+unsafe impl Sync for Model {}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let s = self.st();
+        if let Some(layout) = s.owned {
+            let base = s.base;
+            // SAFETY: `base` was returned by `alloc_zeroed(layout)` in `Model::new`, and
+            // nothing in the header needs dropping.
+            unsafe { std::alloc::dealloc(base, layout) };
+        }
+    }
+}
+
+impl core::fmt::Debug for Model {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.st().config)
+            .field("isa", &self.isa())
+            .finish()
+    }
+}
+
+/// Learning rates must be finite and not negative.
+fn check_lr(lr: f32) -> Result<(), Error> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument)
+    }
+}
+
+impl Model {
+    /// Validate `config`, allocate the arena, and initialize the parameters.
+    pub fn new(config: &Config) -> Result<Model, Error> {
+        let kernels = kernels::select(config.isa)?;
+        let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        let layout = Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::InvalidConfig)?;
+        // SAFETY: the layout has a non-zero size (the header alone is non-empty).
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        if base.is_null() {
+            return Err(Error::OutOfMemory);
+        }
+        // SAFETY: `base` is a fresh, zeroed, 64-byte aligned block of `plan.total`
+        // bytes, which starts with room for the header.
+        Ok(unsafe { Model::init_at(base, Some(layout), plan, *config, kernels) })
+    }
+
+    /// Write the header and the initial parameters into zeroed memory.
+    ///
+    /// # Safety
+    /// `base` is valid for `plan.total` bytes, zeroed, aligned to `ALIGN`, and not
+    /// used by anything else for the model's lifetime.
+    unsafe fn init_at(
+        base: *mut u8,
+        owned: Option<Layout>,
+        plan: Plan,
+        mut config: Config,
+        kernels: &'static Kernels,
+    ) -> Model {
+        config.isa = kernels.isa;
+        let state = State { plan, config, kernels, base, owned, cur: 0, fwd_n: 0 };
+        // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
+        // align_of::<State>()).
+        unsafe { (base as *mut State).write(state) };
+        let mut model = Model {
+            // SAFETY: base is non-null.
+            state: unsafe { NonNull::new_unchecked(base as *mut State) },
+        };
+        model.init_params();
+        model
+    }
+
+    fn init_params(&mut self) {
+        let plan = self.st().plan;
+        let mut rng = init::SplitMix64::new(self.st().config.seed);
+        let p = self.params_mut();
+        plan.for_each_index(|_, int, l, is_bias| {
+            p[int] = if is_bias {
+                0.0
+            } else {
+                let std = init::weight_std(plan.layers[l].inputs, l == plan.n_hidden);
+                (rng.normal() * std) as f32
+            };
+        });
+    }
+
+    fn st(&self) -> &State {
+        // SAFETY: the header was written at creation and lives as long as `self`.
+        unsafe { self.state.as_ref() }
+    }
+
+    fn st_mut(&mut self) -> &mut State {
+        // SAFETY: as in `st`; `&mut self` makes the access exclusive.
+        unsafe { self.state.as_mut() }
+    }
+
+    /// Pointer to the f32 section at byte offset `off`.
+    fn ptr(&self, off: usize) -> *mut f32 {
+        // SAFETY: every offset in the plan lies inside the arena.
+        unsafe { self.st().base.add(off) as *mut f32 }
+    }
+
+    fn params_ptr(&self) -> *mut f32 {
+        self.ptr(self.st().plan.params[self.st().cur])
+    }
+
+    fn params(&self) -> &[f32] {
+        // SAFETY: the current parameter buffer holds `int_len` floats.
+        unsafe { core::slice::from_raw_parts(self.params_ptr(), self.st().plan.int_len) }
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `params`; `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.params_ptr(), self.st().plan.int_len) }
+    }
+
+    fn grads(&self) -> &[f32] {
+        let plan = &self.st().plan;
+        // SAFETY: the gradient buffer holds `int_len` floats.
+        unsafe { core::slice::from_raw_parts(self.ptr(plan.grads), plan.int_len) }
+    }
+
+    /// The configuration the model was created with (`isa` resolved to the set in use).
+    pub fn config(&self) -> &Config {
+        &self.st().config
+    }
+
+    /// The kernel set in use.
+    pub fn isa(&self) -> Isa {
+        self.st().kernels.isa
+    }
+
+    /// Length of the flat parameter (and gradient) array.
+    pub fn param_count(&self) -> usize {
+        self.st().plan.flat_len
+    }
+
+    /// Bytes of the model's one allocation (header, parameters, gradients,
+    /// activations and scratch).
+    pub fn arena_size(&self) -> usize {
+        self.st().plan.total
+    }
+
+    /// Rows in the batch of the kept forward pass, if there is one.
+    pub fn kept_rows(&self) -> Option<usize> {
+        Some(self.st().fwd_n).filter(|&n| n > 0)
+    }
+
+    /// Rows of `x` (`n x d`), checked against `max_batch`.
+    fn rows_of(&self, x_len: usize) -> Result<usize, Error> {
+        let d = self.st().plan.inputs;
+        if x_len == 0 || x_len % d != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let n = x_len / d;
+        if n > self.st().plan.max_batch {
+            return Err(Error::BatchTooLarge);
+        }
+        Ok(n)
+    }
+
+    fn all_finite(&self, v: &[f32]) -> bool {
+        // SAFETY: the slice is valid for its length.
+        unsafe { (self.st().kernels.all_finite)(v.as_ptr(), v.len()) }
+    }
+
+    /// Predict `n = x.len() / d` rows and keep the activations for `backward`.
+    /// `y_out`, when given, receives the `n x m` predictions.
+    pub fn forward(&mut self, x: &[f32], y_out: Option<&mut [f32]>) -> Result<(), Error> {
+        let n = self.rows_of(x.len())?;
+        let m = self.st().plan.outputs;
+        if y_out.as_ref().is_some_and(|y| y.len() != n * m) {
+            return Err(Error::InvalidArgument);
+        }
+        if !self.all_finite(x) {
+            return Err(Error::NonFinite);
+        }
+        let xbuf = self.ptr(self.st().plan.x);
+        // SAFETY: the arena's x section holds max_batch * d >= x.len() floats and does
+        // not overlap the caller's slice.
+        unsafe { core::ptr::copy_nonoverlapping(x.as_ptr(), xbuf, x.len()) };
+        // SAFETY: x has been copied into the arena; n <= max_batch.
+        unsafe { self.run_forward(xbuf, n) };
+        self.st_mut().fwd_n = n;
+        if let Some(y) = y_out {
+            // SAFETY: yhat holds n * m values just written.
+            let yhat = unsafe { core::slice::from_raw_parts(self.ptr(self.st().plan.yhat), n * m) };
+            y.copy_from_slice(yhat);
+        }
+        Ok(())
+    }
+
+    /// Gradients of the loss of the kept forward against targets `y` (`n x m`);
+    /// returns the loss. Overwrites the gradients.
+    pub fn backward(&mut self, y: &[f32]) -> Result<f32, Error> {
+        let n = self.st().fwd_n;
+        if n == 0 {
+            return Err(Error::NoForward);
+        }
+        if y.len() != n * self.st().plan.outputs {
+            return Err(Error::InvalidArgument);
+        }
+        if !self.all_finite(y) {
+            return Err(Error::NonFinite);
+        }
+        let x = self.ptr(self.st().plan.x);
+        // SAFETY: the kept forward's input and activations are in the arena for n rows.
+        unsafe { self.run_backward(x, n, y.as_ptr()) }
+    }
+
+    /// Plain SGD: `theta <- theta - lr * grad`. Refused with `NonFinite`, changing
+    /// nothing, when any updated parameter would not be finite. Drops the kept forward.
+    pub fn step(&mut self, learning_rate: f32) -> Result<(), Error> {
+        check_lr(learning_rate)?;
+        self.apply_sgd(learning_rate)
+    }
+
+    /// `forward` + `backward` + `step` on one batch, fused; returns the loss.
+    pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
+        let n = self.rows_of(x.len())?;
+        if y.len() != n * self.st().plan.outputs {
+            return Err(Error::InvalidArgument);
+        }
+        check_lr(learning_rate)?;
+        if !self.all_finite(x) || !self.all_finite(y) {
+            return Err(Error::NonFinite);
+        }
+        // The activations are overwritten from here on, and they belong to the caller's x.
+        self.st_mut().fwd_n = 0;
+        // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
+        let loss = unsafe {
+            self.run_forward(x.as_ptr(), n);
+            self.run_backward(x.as_ptr(), n, y.as_ptr())?
+        };
+        self.apply_sgd(learning_rate)?;
+        Ok(loss)
+    }
+
+    /// Copy the parameters out in the flat layout; `out.len()` must be `param_count`.
+    pub fn get_params(&self, out: &mut [f32]) -> Result<(), Error> {
+        self.export(self.params(), out)
+    }
+
+    /// Copy the gradients of the last `backward` out, in the flat layout.
+    pub fn get_grads(&self, out: &mut [f32]) -> Result<(), Error> {
+        self.export(self.grads(), out)
+    }
+
+    /// Replace the parameters (flat layout, all finite). Drops the kept forward.
+    pub fn set_params(&mut self, values: &[f32]) -> Result<(), Error> {
+        if values.len() != self.param_count() {
+            return Err(Error::InvalidArgument);
+        }
+        if !self.all_finite(values) {
+            return Err(Error::NonFinite);
+        }
+        let plan = self.st().plan;
+        let p = self.params_mut();
+        plan.for_each_index(|flat, int, _, _| p[int] = values[flat]);
+        self.st_mut().fwd_n = 0;
+        Ok(())
+    }
+
+    fn export(&self, internal: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        if out.len() != self.param_count() {
+            return Err(Error::InvalidArgument);
+        }
+        self.st().plan.for_each_index(|flat, int, _, _| out[flat] = internal[int]);
+        Ok(())
+    }
+
+    fn apply_sgd(&mut self, lr: f32) -> Result<(), Error> {
+        let (plan, cur) = (self.st().plan, self.st().cur);
+        let (src, dst, g) = (self.ptr(plan.params[cur]), self.ptr(plan.params[1 - cur]), self.ptr(plan.grads));
+        // SAFETY: the three buffers each hold int_len floats and are disjoint.
+        let ok = unsafe { (self.st().kernels.sgd)(src, g, dst, plan.int_len, lr) };
+        if !ok {
+            return Err(Error::NonFinite);
+        }
+        let s = self.st_mut();
+        s.cur = 1 - cur;
+        s.fwd_n = 0;
+        Ok(())
+    }
+
+    /// All layers for `n` rows of `x` (row stride d) into the activation buffers.
+    ///
+    /// # Safety
+    /// `x` is valid for `n * d` floats and `1 <= n <= max_batch`.
+    unsafe fn run_forward(&mut self, x: *const f32, n: usize) {
+        let (plan, k) = (self.st().plan, self.st().kernels);
+        let p = self.params_ptr();
+        let nh = plan.n_hidden;
+        let out = plan.layers[nh];
+        let yhat = self.ptr(plan.yhat);
+        let fuse_head = plan.outputs == 1;
+        let (mut a, mut lda) = (x, plan.inputs);
+        // SAFETY (whole body): all offsets come from the plan and lie in the arena;
+        // every buffer is sized for max_batch >= n rows.
+        unsafe {
+            for l in 0..nh {
+                let lp = plan.layers[l];
+                let h = self.ptr(plan.h[l]);
+                let head_here = fuse_head && l + 1 == nh;
+                (k.dense_relu)(&DenseArgs {
+                    a,
+                    lda,
+                    n,
+                    k: lp.inputs,
+                    w: p.add(lp.w),
+                    b: p.add(lp.b),
+                    panels: lp.panels,
+                    h,
+                    head: if head_here { p.add(out.w) } else { core::ptr::null() },
+                    head_bias: if head_here { *p.add(out.b) } else { 0.0 },
+                    yhat,
+                });
+                a = h;
+                lda = plan.ld[l];
+            }
+            if !fuse_head {
+                (k.head_forward)(&HeadArgs {
+                    h: a,
+                    ld: lda,
+                    n,
+                    k: out.inputs,
+                    wo: p.add(out.w),
+                    bo: p.add(out.b),
+                    m: plan.outputs,
+                    yhat,
+                });
+            }
+        }
+    }
+
+    /// Loss and gradients for the activations in the arena, computed from input `x`.
+    /// Writes nothing but scratch when the loss is not finite.
+    ///
+    /// # Safety
+    /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
+    /// floats); `y` is valid for `n * m` floats.
+    unsafe fn run_backward(&mut self, x: *const f32, n: usize, y: *const f32) -> Result<f32, Error> {
+        let (plan, k) = (self.st().plan, self.st().kernels);
+        let (p, g) = (self.params_ptr(), self.ptr(plan.grads));
+        let nh = plan.n_hidden;
+        let m = plan.outputs;
+        let out = plan.layers[nh];
+        let dy = self.ptr(plan.dy);
+        let dz = |l: usize| self.ptr(plan.dz[l % 2]);
+        // SAFETY (whole body): all offsets come from the plan and lie in the arena;
+        // every buffer is sized for max_batch >= n rows.
+        unsafe {
+            let sum = (k.loss_grad)(self.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy);
+            let loss = sum / n as f32;
+            if !loss.is_finite() {
+                return Err(Error::NonFinite);
+            }
+            (k.head_backward)(&HeadBackArgs {
+                h: self.ptr(plan.h[nh - 1]),
+                ld: plan.ld[nh - 1],
+                n,
+                wo: p.add(out.w),
+                m,
+                dy,
+                gwo: g.add(out.w),
+                gbo: g.add(out.b),
+                dz: dz(nh - 1),
+            });
+            for l in (0..nh).rev() {
+                let lp = plan.layers[l];
+                let (a, lda) = if l == 0 { (x, plan.inputs) } else { (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1]) };
+                (k.weight_grad)(&WeightGradArgs {
+                    a,
+                    lda,
+                    n,
+                    k: lp.inputs,
+                    dz: dz(l),
+                    panels: lp.panels,
+                    gw: g.add(lp.w),
+                    gb: g.add(lp.b),
+                });
+                if l > 0 {
+                    (k.input_grad)(&InputGradArgs {
+                        dz: dz(l),
+                        n,
+                        w: p.add(lp.w),
+                        panels: lp.panels,
+                        k: lp.inputs,
+                        hp: a,
+                        ldp: lda,
+                        dzp: dz(l - 1),
+                    });
+                }
+            }
+            Ok(loss)
+        }
+    }
+}
+
+impl Model {
+    /// Hand the model to C: the pointer is the arena's header.
+    pub(crate) fn into_raw(self) -> *mut State {
+        let p = self.state.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    /// Take back a pointer made by `into_raw`.
+    ///
+    /// # Safety
+    /// `p` came from `into_raw` and is not used through another `Model` at the same time.
+    pub(crate) unsafe fn from_raw(p: NonNull<State>) -> Model {
+        Model { state: p }
+    }
+}
