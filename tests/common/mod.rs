@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: an independent f64 implementation of the
+//! contract's network on the flat parameter layout, and small generators.
+#![allow(dead_code)]
+
+use flowmlp::{Config, Isa, Model};
+
+/// Deterministic xorshift generator for test data (independent of the crate's).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in [-1, 1).
+    pub fn f(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `[d, h_1, .., h_k, m]` of a config.
+pub fn dims(cfg: &Config) -> Vec<usize> {
+    let mut d = vec![cfg.inputs];
+    d.extend_from_slice(cfg.hidden_widths());
+    d.push(cfg.outputs);
+    d
+}
+
+/// The contract's loss in f64 from flat parameters.
+pub fn loss_f64(dims: &[usize], params: &[f64], x: &[f64], y: &[f64], n: usize) -> f64 {
+    let layers = dims.len() - 1;
+    let mut total = 0.0;
+    for i in 0..n {
+        let mut a: Vec<f64> = x[i * dims[0]..(i + 1) * dims[0]].to_vec();
+        let mut off = 0;
+        for l in 0..layers {
+            let (inp, out) = (dims[l], dims[l + 1]);
+            let w = &params[off..off + inp * out];
+            let b = &params[off + inp * out..off + inp * out + out];
+            off += inp * out + out;
+            a = (0..out)
+                .map(|j| {
+                    let z: f64 = b[j] + (0..inp).map(|k| w[j * inp + k] * a[k]).sum::<f64>();
+                    if l + 1 < layers { z.max(0.0) } else { z }
+                })
+                .collect();
+        }
+        let m = dims[layers];
+        total += (0..m).map(|c| (a[c] - y[i * m + c]).powi(2)).sum::<f64>();
+    }
+    total / n as f64
+}
+
+/// Kernel sets this machine runs, scalar first. `FLOWMLP_REQUIRE_ISA` (comma-separated
+/// names) makes a test fail when a named set is missing, so CI cannot skip silently.
+pub fn isas() -> Vec<Isa> {
+    let have: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.is_supported()).collect();
+    if let Ok(req) = std::env::var("FLOWMLP_REQUIRE_ISA") {
+        for name in req.split(',').filter(|s| !s.trim().is_empty()) {
+            let isa = Isa::from_name(name).unwrap_or_else(|| panic!("unknown isa {name}"));
+            assert!(have.contains(&isa), "FLOWMLP_REQUIRE_ISA names {name}, which this CPU/build lacks");
+        }
+    }
+    for isa in Isa::ALL {
+        if !have.contains(&isa) {
+            eprintln!("kernel set {} not supported here: skipped", isa.name());
+        }
+    }
+    have
+}
+
+pub fn model(cfg: &Config, isa: Isa) -> Model {
+    Model::new(&cfg.isa(isa)).expect("model")
+}
+
+pub fn params(m: &Model) -> Vec<f32> {
+    let mut p = vec![0.0; m.param_count()];
+    m.get_params(&mut p).unwrap();
+    p
+}
+
+pub fn grads(m: &Model) -> Vec<f32> {
+    let mut g = vec![0.0; m.param_count()];
+    m.get_grads(&mut g).unwrap();
+    g
+}
+
+/// Largest violation of `|a - b| <= tol * (|b| + scale)`, as a ratio (<= 1 passes).
+pub fn worst(a: &[f32], b: &[f32], tol: f64, scale: f64) -> (f64, usize) {
+    assert_eq!(a.len(), b.len());
+    let mut w = (0.0, 0);
+    for (t, (&x, &y)) in a.iter().zip(b).enumerate() {
+        let r = (x as f64 - y as f64).abs() / (tol * ((y as f64).abs() + scale));
+        if !(r <= w.0) {
+            w = (r, t);
+        }
+    }
+    w
+}
