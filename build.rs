@@ -8,8 +8,10 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml is valid");
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml is valid");
     let bindings = match cbindgen::Builder::new()
         .with_crate(&root)
         .with_config(config)
@@ -24,7 +26,8 @@ fn main() {
     };
     let mut fresh = Vec::new();
     bindings.write(&mut fresh);
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("flowmlp.h");
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("flowmlp.h");
     std::fs::write(&out, &fresh).expect("OUT_DIR is writable");
     let target = root.join("include").join("flowmlp.h");
     if std::fs::read(&target).ok().as_deref() != Some(&fresh[..]) {

@@ -31,11 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (x, fmean, fstd) = (&x, &fmean, &fstd);
     let scale_x = |i: usize| (0..D).map(move |j| ((x[i * D + j] - fmean[j]) / fstd[j]) as f32);
     let xtr: Vec<f32> = train.iter().flat_map(|&i| scale_x(i)).collect();
-    let ytr: Vec<f32> = train.iter().map(|&i| ((y[i] - ymean[0]) / ystd[0]) as f32).collect();
+    let ytr: Vec<f32> = train
+        .iter()
+        .map(|&i| ((y[i] - ymean[0]) / ystd[0]) as f32)
+        .collect();
     let xte: Vec<f32> = test.iter().flat_map(|&i| scale_x(i)).collect();
     let yte: Vec<f64> = test.iter().map(|&i| y[i]).collect();
 
-    let config = Config::new(D, &[HIDDEN], 1).max_batch(BATCH.max(n_test)).seed(SEED);
+    let config = Config::new(D, &[HIDDEN], 1)
+        .max_batch(BATCH.max(n_test))
+        .seed(SEED);
     let mut model = Model::new(&config)?;
     println!(
         "flowmlp {} | kernel set: {} | {} -> {} -> 1 | {} train rows, {} held out | batch {}, lr {}",
@@ -48,7 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         BATCH,
         LEARNING_RATE
     );
-    println!("{:>6}  {:>12}  {:>16}", "epoch", "train loss", "held-out MSE");
+    println!(
+        "{:>6}  {:>12}  {:>16}",
+        "epoch", "train loss", "held-out MSE"
+    );
 
     let mut pred = vec![0.0f32; n_test];
     let start = std::time::Instant::now();
@@ -74,7 +82,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             model.forward(&xte, Some(&mut pred))?;
             let mse = mse(&pred, &yte, ymean[0], ystd[0]);
             // Train loss is on the standardised target; held-out MSE in original units.
-            println!("{:>6}  {:>12.4}  {:>16.1}", epoch, loss_sum / batches as f64, mse);
+            println!(
+                "{:>6}  {:>12.4}  {:>16.1}",
+                epoch,
+                loss_sum / batches as f64,
+                mse
+            );
         }
     }
     let elapsed = start.elapsed();
@@ -100,7 +113,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn parse(text: &str) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let vals: Vec<f64> = line.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>()?;
+        let vals: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse())
+            .collect::<Result<_, _>>()?;
         if vals.len() != D + 1 {
             return Err(format!("expected {} columns, got {}", D + 1, vals.len()).into());
         }
@@ -112,10 +128,14 @@ fn parse(text: &str) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>>
 
 /// A fixed permutation of 0..n (Fisher-Yates driven by a 64-bit LCG).
 fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut v: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         v.swap(i, ((s >> 33) % (i as u64 + 1)) as usize);
     }
     v
@@ -124,16 +144,26 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 fn column_stats<'a>(rows: impl Iterator<Item = &'a [f64]>, cols: usize) -> (Vec<f64>, Vec<f64>) {
     let rows: Vec<&[f64]> = rows.collect();
     let n = rows.len() as f64;
-    let mean: Vec<f64> = (0..cols).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+    let mean: Vec<f64> = (0..cols)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
     let std = (0..cols)
-        .map(|j| (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt().max(1e-12))
+        .map(|j| {
+            (rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n)
+                .sqrt()
+                .max(1e-12)
+        })
         .collect();
     (mean, std)
 }
 
 /// Mean squared error in the target's original units.
 fn mse(pred: &[f32], y: &[f64], mean: f64, std: f64) -> f64 {
-    pred.iter().zip(y).map(|(&p, &t)| (p as f64 * std + mean - t).powi(2)).sum::<f64>() / y.len() as f64
+    pred.iter()
+        .zip(y)
+        .map(|(&p, &t)| (p as f64 * std + mean - t).powi(2))
+        .sum::<f64>()
+        / y.len() as f64
 }
 
 fn variance(y: &[f64]) -> f64 {
@@ -146,7 +176,9 @@ fn ols(x: &[f32], y: &[f32], x_new: &[f32]) -> Vec<f32> {
     const P: usize = D + 1;
     let mut a = [[0.0f64; P + 1]; P];
     for (row, &t) in x.chunks(D).zip(y) {
-        let f: Vec<f64> = std::iter::once(1.0).chain(row.iter().map(|&v| v as f64)).collect();
+        let f: Vec<f64> = std::iter::once(1.0)
+            .chain(row.iter().map(|&v| v as f64))
+            .collect();
         for i in 0..P {
             for j in 0..P {
                 a[i][j] += f[i] * f[j];
@@ -156,13 +188,16 @@ fn ols(x: &[f32], y: &[f32], x_new: &[f32]) -> Vec<f32> {
     }
     // Gauss-Jordan elimination with partial pivoting.
     for c in 0..P {
-        let p = (c..P).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs())).unwrap_or(c);
+        let p = (c..P)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap_or(c);
         a.swap(c, p);
-        for r in 0..P {
+        let pivot = a[c];
+        for (r, row) in a.iter_mut().enumerate() {
             if r != c {
-                let f = a[r][c] / a[c][c];
-                for k in c..=P {
-                    a[r][k] -= f * a[c][k];
+                let f = row[c] / pivot[c];
+                for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * p;
                 }
             }
         }
@@ -170,6 +205,13 @@ fn ols(x: &[f32], y: &[f32], x_new: &[f32]) -> Vec<f32> {
     let beta: Vec<f64> = (0..P).map(|i| a[i][P] / a[i][i]).collect();
     x_new
         .chunks(D)
-        .map(|row| (beta[0] + row.iter().zip(&beta[1..]).map(|(&v, b)| v as f64 * b).sum::<f64>()) as f32)
+        .map(|row| {
+            (beta[0]
+                + row
+                    .iter()
+                    .zip(&beta[1..])
+                    .map(|(&v, b)| v as f64 * b)
+                    .sum::<f64>()) as f32
+        })
         .collect()
 }

@@ -98,11 +98,19 @@ extern "C" {
 // On success `*out_model` receives a handle owned by the caller, to be freed with
 // `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
 // must not be NULL. This is the only call that allocates.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_create(const struct flowmlp_config *config,
                                    struct flowmlp_model **out_model);
 
 // Free a model and everything it owns. NULL is a no-op. The handle must not be used
 // afterwards, nor concurrently with this call.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 void flowmlp_destroy(struct flowmlp_model *model);
 
 // Forward pass on `n` rows of `x` (`n x d`, row-major), 1 <= n <= max_batch.
@@ -111,6 +119,10 @@ void flowmlp_destroy(struct flowmlp_model *model);
 //
 // Errors: NULL `model` or `x`; `n` = 0 (INVALID_ARGUMENT); `n` > max_batch
 // (BATCH_TOO_LARGE); a NaN or infinity in `x` (NON_FINITE). Not thread-safe on one model.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_forward(struct flowmlp_model *model,
                                     const float *x,
                                     size_t n,
@@ -123,6 +135,10 @@ enum flowmlp_status flowmlp_forward(struct flowmlp_model *model,
 // Errors: NULL `model` or `y`; no forward since creation, the last step or
 // `flowmlp_set_params` (NO_FORWARD); a NaN or infinity in `y` or the loss
 // (NON_FINITE, gradients untouched). Not thread-safe on one model.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_backward(struct flowmlp_model *model, const float *y, float *loss_out);
 
 // Plain SGD with the current gradients: theta <- theta - learning_rate * grad.
@@ -130,6 +146,10 @@ enum flowmlp_status flowmlp_backward(struct flowmlp_model *model, const float *y
 // Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
 // that would make any parameter NaN or infinite (NON_FINITE: no parameter changes).
 // A successful step ends the kept forward. Not thread-safe on one model.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_step(struct flowmlp_model *model, float learning_rate);
 
 // Forward, backward and step on `n` rows in one call: `x` is `n x d`, `y` is
@@ -138,6 +158,10 @@ enum flowmlp_status flowmlp_step(struct flowmlp_model *model, float learning_rat
 //
 // Errors: as `flowmlp_forward`, `flowmlp_backward` and `flowmlp_step`; on any error
 // the parameters and gradients are unchanged. The kept forward is not kept.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
                                        const float *x,
                                        const float *y,
@@ -146,26 +170,46 @@ enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
                                        float *loss_out);
 
 // Length of the flat parameter (and gradient) array; 0 for NULL.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 size_t flowmlp_param_count(const struct flowmlp_model *model);
 
 // Copy the parameters into `out` in the flat layout: W_1 (h_1 x d, row-major), b_1,
 // ..., W_o (m x h_k), b_o. `len` must equal `flowmlp_param_count` (INVALID_ARGUMENT).
 // Reads only: may run concurrently with other reads of the same model.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_get_params(const struct flowmlp_model *model, float *out, size_t len);
 
 // Replace the parameters from `values` (flat layout, `len` = `flowmlp_param_count`).
 // Every value must be finite (NON_FINITE otherwise, nothing changed). Ends the kept
 // forward. Not thread-safe on one model.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_set_params(struct flowmlp_model *model,
                                        const float *values,
                                        size_t len);
 
 // Copy the gradients of the last backward into `out` (flat layout, `len` =
 // `flowmlp_param_count`); zeros before the first backward. Reads only.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_get_grads(const struct flowmlp_model *model, float *out, size_t len);
 
 // The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
 // string; do not free). NULL for a NULL model.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+// from `flowmlp_create` and is not used by another thread during the call.
 const char *flowmlp_isa_name(const struct flowmlp_model *model);
 
 // 1 when this CPU and build can run kernel set `isa` (a `flowmlp_isa` value), else 0.

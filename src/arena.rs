@@ -14,6 +14,7 @@
 //! yhat          predictions, max_batch x m
 //! dy            dL/dYhat, max_batch x m
 //! dz[0], dz[1]  masked gradients dZ of two adjacent layers, max_batch x max ld_l
+//! part          partial sums of the m = 1 head across weight chunks, max_batch x 16
 //! ```
 //!
 //! Internal parameter layout. A hidden layer with `in` inputs and `out` units keeps
@@ -78,6 +79,7 @@ pub(crate) struct Plan {
     pub yhat: usize,
     pub dy: usize,
     pub dz: [usize; 2],
+    pub part: usize,
     /// Total bytes of the arena.
     pub total: usize,
 }
@@ -131,7 +133,15 @@ impl Plan {
             let w = int;
             let b = add(w, w_len)?;
             int = add(b, b_len)?;
-            layers[l] = LayerPlan { inputs: inp, outputs: out, panels, w, b, flat_w, flat_b };
+            layers[l] = LayerPlan {
+                inputs: inp,
+                outputs: out,
+                panels,
+                w,
+                b,
+                flat_w,
+                flat_b,
+            };
         }
         let mb = cfg.max_batch;
         let max_ld = ld[..k].iter().copied().max().unwrap_or(PANEL);
@@ -145,7 +155,11 @@ impl Plan {
         }
         let yhat = c.take_floats(mul(mb, cfg.outputs)?)?;
         let dy = c.take_floats(mul(mb, cfg.outputs)?)?;
-        let dz = [c.take_floats(mul(mb, max_ld)?)?, c.take_floats(mul(mb, max_ld)?)?];
+        let dz = [
+            c.take_floats(mul(mb, max_ld)?)?,
+            c.take_floats(mul(mb, max_ld)?)?,
+        ];
+        let part = c.take_floats(mul(mb, PANEL)?)?;
         // The allocator cannot serve more than isize::MAX bytes.
         if c.0 > isize::MAX as usize {
             return Err(Error::InvalidConfig);
@@ -166,6 +180,7 @@ impl Plan {
             yhat,
             dy,
             dz,
+            part,
             total: c.0,
         })
     }
@@ -223,7 +238,10 @@ mod tests {
     fn flat_and_internal_indices_agree_and_are_a_bijection() {
         let cfg = Config::new(7, &[17, 3, 33], 2).max_batch(5);
         let p = Plan::new(&cfg, 0).unwrap();
-        assert_eq!(p.flat_len, 7 * 17 + 17 + 17 * 3 + 3 + 3 * 33 + 33 + 33 * 2 + 2);
+        assert_eq!(
+            p.flat_len,
+            7 * 17 + 17 + 17 * 3 + 3 + 3 * 33 + 33 + 33 * 2 + 2
+        );
         let mut seen = vec![false; p.int_len];
         let mut count = 0;
         p.for_each_index(|flat, int, _, _| {
@@ -240,12 +258,22 @@ mod tests {
     fn sections_are_aligned_and_disjoint() {
         let cfg = Config::new(3, &[5, 9], 4).max_batch(7);
         let p = Plan::new(&cfg, 100).unwrap();
-        let mut starts = vec![p.params[0], p.params[1], p.grads, p.x, p.yhat, p.dy, p.dz[0], p.dz[1]];
+        let mut starts = vec![
+            p.params[0],
+            p.params[1],
+            p.grads,
+            p.x,
+            p.yhat,
+            p.dy,
+            p.dz[0],
+            p.dz[1],
+            p.part,
+        ];
         starts.extend_from_slice(&p.h[..2]);
         assert!(starts.iter().all(|s| s % ALIGN == 0 && *s >= 100));
         starts.sort();
         starts.dedup();
-        assert_eq!(starts.len(), 10);
+        assert_eq!(starts.len(), 11);
         assert!(p.total >= *starts.last().unwrap());
     }
 

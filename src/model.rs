@@ -23,8 +23,8 @@ use std::alloc::Layout;
 use crate::arena::{Plan, ALIGN};
 use crate::config::{Config, Isa};
 use crate::init;
-use crate::kernels::{self, DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
 use crate::kernels::WeightGradArgs;
+use crate::kernels::{self, DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
 use crate::Error;
 
 /// The header at the start of the arena.
@@ -90,7 +90,8 @@ impl Model {
     pub fn new(config: &Config) -> Result<Model, Error> {
         let kernels = kernels::select(config.isa)?;
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
-        let layout = Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::InvalidConfig)?;
+        let layout =
+            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::InvalidConfig)?;
         // SAFETY: the layout has a non-zero size (the header alone is non-empty).
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
         if base.is_null() {
@@ -98,6 +99,21 @@ impl Model {
         }
         // SAFETY: `base` is a fresh, zeroed, 64-byte aligned block of `plan.total`
         // bytes, which starts with room for the header.
+        Ok(unsafe { Model::init_at(base, Some(layout), plan, *config, kernels) })
+    }
+
+    /// A model on a given kernel table (tests of tables that detection never returns).
+    #[cfg(test)]
+    pub(crate) fn with_kernels(config: &Config, kernels: &'static Kernels) -> Result<Model, Error> {
+        let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        let layout =
+            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::InvalidConfig)?;
+        // SAFETY: non-zero size, as in `new`.
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        if base.is_null() {
+            return Err(Error::OutOfMemory);
+        }
+        // SAFETY: as in `new`.
         Ok(unsafe { Model::init_at(base, Some(layout), plan, *config, kernels) })
     }
 
@@ -114,7 +130,15 @@ impl Model {
         kernels: &'static Kernels,
     ) -> Model {
         config.isa = kernels.isa;
-        let state = State { plan, config, kernels, base, owned, cur: 0, fwd_n: 0 };
+        let state = State {
+            plan,
+            config,
+            kernels,
+            base,
+            owned,
+            cur: 0,
+            fwd_n: 0,
+        };
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
         // align_of::<State>()).
         unsafe { (base as *mut State).write(state) };
@@ -205,7 +229,7 @@ impl Model {
     /// Rows of `x` (`n x d`), checked against `max_batch`.
     fn rows_of(&self, x_len: usize) -> Result<usize, Error> {
         let d = self.st().plan.inputs;
-        if x_len == 0 || x_len % d != 0 {
+        if x_len == 0 || !x_len.is_multiple_of(d) {
             return Err(Error::InvalidArgument);
         }
         let n = x_len / d;
@@ -321,13 +345,19 @@ impl Model {
         if out.len() != self.param_count() {
             return Err(Error::InvalidArgument);
         }
-        self.st().plan.for_each_index(|flat, int, _, _| out[flat] = internal[int]);
+        self.st()
+            .plan
+            .for_each_index(|flat, int, _, _| out[flat] = internal[int]);
         Ok(())
     }
 
     fn apply_sgd(&mut self, lr: f32) -> Result<(), Error> {
         let (plan, cur) = (self.st().plan, self.st().cur);
-        let (src, dst, g) = (self.ptr(plan.params[cur]), self.ptr(plan.params[1 - cur]), self.ptr(plan.grads));
+        let (src, dst, g) = (
+            self.ptr(plan.params[cur]),
+            self.ptr(plan.params[1 - cur]),
+            self.ptr(plan.grads),
+        );
         // SAFETY: the three buffers each hold int_len floats and are disjoint.
         let ok = unsafe { (self.st().kernels.sgd)(src, g, dst, plan.int_len, lr) };
         if !ok {
@@ -367,9 +397,14 @@ impl Model {
                     b: p.add(lp.b),
                     panels: lp.panels,
                     h,
-                    head: if head_here { p.add(out.w) } else { core::ptr::null() },
+                    head: if head_here {
+                        p.add(out.w)
+                    } else {
+                        core::ptr::null()
+                    },
                     head_bias: if head_here { *p.add(out.b) } else { 0.0 },
                     yhat,
+                    part: self.ptr(plan.part),
                 });
                 a = h;
                 lda = plan.ld[l];
@@ -395,7 +430,12 @@ impl Model {
     /// # Safety
     /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
     /// floats); `y` is valid for `n * m` floats.
-    unsafe fn run_backward(&mut self, x: *const f32, n: usize, y: *const f32) -> Result<f32, Error> {
+    unsafe fn run_backward(
+        &mut self,
+        x: *const f32,
+        n: usize,
+        y: *const f32,
+    ) -> Result<f32, Error> {
         let (plan, k) = (self.st().plan, self.st().kernels);
         let (p, g) = (self.params_ptr(), self.ptr(plan.grads));
         let nh = plan.n_hidden;
@@ -424,7 +464,11 @@ impl Model {
             });
             for l in (0..nh).rev() {
                 let lp = plan.layers[l];
-                let (a, lda) = if l == 0 { (x, plan.inputs) } else { (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1]) };
+                let (a, lda) = if l == 0 {
+                    (x, plan.inputs)
+                } else {
+                    (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
+                };
                 (k.weight_grad)(&WeightGradArgs {
                     a,
                     lda,

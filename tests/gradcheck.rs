@@ -40,7 +40,10 @@ fn scalar_backward_matches_f64_finite_differences() {
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let y64: Vec<f64> = y.iter().map(|&v| v as f64).collect();
         let l64 = loss_f64(&dims, &p64, &x64, &y64, n);
-        assert!((loss as f64 - l64).abs() <= 1e-5 * (l64 + 1e-6), "case {case}: loss {loss} vs {l64}");
+        assert!(
+            (loss as f64 - l64).abs() <= 1e-5 * (l64 + 1e-6),
+            "case {case}: loss {loss} vs {l64}"
+        );
         let h = 1e-6;
         let fd: Vec<f64> = (0..p.len())
             .map(|t| {
@@ -78,14 +81,22 @@ fn course_network_by_hand() {
     for isa in isas() {
         let cfg = Config::new(2, &[2], 1).max_batch(2).isa(isa);
         let mut model = Model::new(&cfg).unwrap();
-        model.set_params(&[1.0, -1.0, 0.5, 2.0, 0.0, -1.0, 2.0, -3.0, 0.5]).unwrap();
+        model
+            .set_params(&[1.0, -1.0, 0.5, 2.0, 0.0, -1.0, 2.0, -3.0, 0.5])
+            .unwrap();
         let mut yhat = [0.0; 2];
-        model.forward(&[1.0, 2.0, 3.0, -1.0], Some(&mut yhat)).unwrap();
+        model
+            .forward(&[1.0, 2.0, 3.0, -1.0], Some(&mut yhat))
+            .unwrap();
         assert_eq!(yhat, [-10.0, 8.5], "{isa:?}");
         let loss = model.backward(&[1.0, -2.0]).unwrap();
         assert_eq!(loss, 115.625, "{isa:?}");
         let g = grads(&model);
-        assert_eq!(g, [63.0, -21.0, 33.0, 66.0, 21.0, 33.0, 42.0, -38.5, -0.5], "{isa:?}");
+        assert_eq!(
+            g,
+            [63.0, -21.0, 33.0, 66.0, 21.0, 33.0, 42.0, -38.5, -0.5],
+            "{isa:?}"
+        );
     }
 }
 
@@ -93,8 +104,15 @@ fn course_network_by_hand() {
 fn train_step_equals_forward_backward_step() {
     let mut rng = Rng(42);
     for isa in isas() {
-        for (d, hidden, m, n) in [(10, vec![64], 1, 32), (3, vec![7, 17], 2, 5), (9, vec![33, 3, 15], 4, 1)] {
-            let cfg = Config::new(d, &hidden, m).max_batch(n.max(2)).seed(5).isa(isa);
+        for (d, hidden, m, n) in [
+            (10, vec![64], 1, 32),
+            (3, vec![7, 17], 2, 5),
+            (9, vec![33, 3, 15], 4, 1),
+        ] {
+            let cfg = Config::new(d, &hidden, m)
+                .max_batch(n.max(2))
+                .seed(5)
+                .isa(isa);
             let mut a = Model::new(&cfg).unwrap();
             let mut b = Model::new(&cfg).unwrap();
             for _ in 0..3 {
@@ -104,11 +122,20 @@ fn train_step_equals_forward_backward_step() {
                 b.forward(&x, None).unwrap();
                 let lb = b.backward(&y).unwrap();
                 b.step(0.05).unwrap();
-                assert!((la - lb).abs() <= 1e-6 * lb.abs(), "{isa:?}: loss {la} vs {lb}");
+                assert!(
+                    (la - lb).abs() <= 1e-6 * lb.abs(),
+                    "{isa:?}: loss {la} vs {lb}"
+                );
                 let (w, t) = worst(&params(&a), &params(&b), 1e-6, 1e-3);
-                assert!(w <= 1.0, "{isa:?} {d}->{hidden:?}->{m}: param {t} differs ({w})");
+                assert!(
+                    w <= 1.0,
+                    "{isa:?} {d}->{hidden:?}->{m}: param {t} differs ({w})"
+                );
                 let (w, t) = worst(&grads(&a), &grads(&b), 1e-6, 1e-3);
-                assert!(w <= 1.0, "{isa:?} {d}->{hidden:?}->{m}: grad {t} differs ({w})");
+                assert!(
+                    w <= 1.0,
+                    "{isa:?} {d}->{hidden:?}->{m}: grad {t} differs ({w})"
+                );
             }
         }
     }

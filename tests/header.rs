@@ -18,7 +18,8 @@ fn committed_header_is_fresh() {
         Some(c) => c,
         None => {
             eprintln!("not a git checkout: comparing with include/flowmlp.h on disk");
-            std::fs::read_to_string(format!("{root}/include/flowmlp.h")).expect("include/flowmlp.h exists")
+            std::fs::read_to_string(format!("{root}/include/flowmlp.h"))
+                .expect("include/flowmlp.h exists")
         }
     };
     assert!(

@@ -66,8 +66,14 @@ fn the_counter_sees_allocations() {
 fn no_call_allocates_after_create() {
     let mut rng = Rng(11);
     for isa in isas() {
-        for (d, hidden, m, max_batch) in [(10, vec![64], 1, 32), (7, vec![17, 33, 3], 3, 9), (8, vec![32], 1, 1)] {
-            let cfg = flowmlp::Config::new(d, &hidden, m).max_batch(max_batch).seed(1);
+        for (d, hidden, m, max_batch) in [
+            (10, vec![64], 1, 32),
+            (7, vec![17, 33, 3], 3, 9),
+            (8, vec![32], 1, 1),
+        ] {
+            let cfg = flowmlp::Config::new(d, &hidden, m)
+                .max_batch(max_batch)
+                .seed(1);
             let mut model = model(&cfg, isa);
             // Everything the loop below needs is allocated before counting starts.
             let x = rng.vec(max_batch * d);
@@ -79,7 +85,9 @@ fn no_call_allocates_after_create() {
             let count = allocations(|| {
                 for it in 0..200 {
                     let n = 1 + it % max_batch;
-                    model.forward(&x[..n * d], Some(&mut yhat[..n * m])).unwrap();
+                    model
+                        .forward(&x[..n * d], Some(&mut yhat[..n * m]))
+                        .unwrap();
                     model.backward(&y[..n * m]).unwrap();
                     model.step(0.01).unwrap();
                     model.train_step(&x[..n * d], &y[..n * m], 0.01).unwrap();
@@ -94,7 +102,10 @@ fn no_call_allocates_after_create() {
                     let _ = model.isa().name();
                 }
             });
-            assert_eq!(count, 0, "{isa:?} {d}->{hidden:?}->{m}: {count} allocations after create");
+            assert_eq!(
+                count, 0,
+                "{isa:?} {d}->{hidden:?}->{m}: {count} allocations after create"
+            );
         }
     }
 }

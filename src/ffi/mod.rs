@@ -67,7 +67,7 @@ pub struct flowmlp_config {
 }
 
 impl flowmlp_config {
-    fn to_config(&self) -> Result<Config, Error> {
+    fn to_config(self) -> Result<Config, Error> {
         let isa = Isa::from_u32(self.isa).ok_or(Error::InvalidConfig)?;
         let n_hidden = self.n_hidden as usize;
         if !(1..=MAX_HIDDEN).contains(&n_hidden) {
@@ -132,6 +132,10 @@ fn check_rows(model: &Model, n: usize) -> Result<(), Error> {
 /// On success `*out_model` receives a handle owned by the caller, to be freed with
 /// `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
 /// must not be NULL. This is the only call that allocates.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_create(
     config: *const flowmlp_config,
@@ -141,7 +145,7 @@ pub unsafe extern "C" fn flowmlp_create(
         let config = non_null!(config);
         let out_model = non_null!(out_model);
         // SAFETY: non-null; the caller guarantees it points to a flowmlp_config.
-        let cfg = unsafe { &*config }.to_config()?;
+        let cfg = unsafe { *config }.to_config()?;
         let model = Model::new(&cfg)?;
         // SAFETY: non-null; the caller guarantees it is writable.
         unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
@@ -151,6 +155,10 @@ pub unsafe extern "C" fn flowmlp_create(
 
 /// Free a model and everything it owns. NULL is a no-op. The handle must not be used
 /// afterwards, nor concurrently with this call.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_destroy(model: *mut flowmlp_model) {
     ffi_value!((), {
@@ -167,6 +175,10 @@ pub unsafe extern "C" fn flowmlp_destroy(model: *mut flowmlp_model) {
 ///
 /// Errors: NULL `model` or `x`; `n` = 0 (INVALID_ARGUMENT); `n` > max_batch
 /// (BATCH_TOO_LARGE); a NaN or infinity in `x` (NON_FINITE). Not thread-safe on one model.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_forward(
     model: *mut flowmlp_model,
@@ -199,6 +211,10 @@ pub unsafe extern "C" fn flowmlp_forward(
 /// Errors: NULL `model` or `y`; no forward since creation, the last step or
 /// `flowmlp_set_params` (NO_FORWARD); a NaN or infinity in `y` or the loss
 /// (NON_FINITE, gradients untouched). Not thread-safe on one model.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_backward(
     model: *mut flowmlp_model,
@@ -226,8 +242,15 @@ pub unsafe extern "C" fn flowmlp_backward(
 /// Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
 /// that would make any parameter NaN or infinite (NON_FINITE: no parameter changes).
 /// A successful step ends the kept forward. Not thread-safe on one model.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
-pub unsafe extern "C" fn flowmlp_step(model: *mut flowmlp_model, learning_rate: f32) -> flowmlp_status {
+pub unsafe extern "C" fn flowmlp_step(
+    model: *mut flowmlp_model,
+    learning_rate: f32,
+) -> flowmlp_status {
     ffi_status!({
         // SAFETY: the caller passes a live handle or NULL.
         unsafe { borrow(model) }?.step(learning_rate)
@@ -240,6 +263,10 @@ pub unsafe extern "C" fn flowmlp_step(model: *mut flowmlp_model, learning_rate: 
 ///
 /// Errors: as `flowmlp_forward`, `flowmlp_backward` and `flowmlp_step`; on any error
 /// the parameters and gradients are unchanged. The kept forward is not kept.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_train_step(
     model: *mut flowmlp_model,
@@ -268,6 +295,10 @@ pub unsafe extern "C" fn flowmlp_train_step(
 }
 
 /// Length of the flat parameter (and gradient) array; 0 for NULL.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_param_count(model: *const flowmlp_model) -> usize {
     ffi_value!(0, {
@@ -279,6 +310,10 @@ pub unsafe extern "C" fn flowmlp_param_count(model: *const flowmlp_model) -> usi
 /// Copy the parameters into `out` in the flat layout: W_1 (h_1 x d, row-major), b_1,
 /// ..., W_o (m x h_k), b_o. `len` must equal `flowmlp_param_count` (INVALID_ARGUMENT).
 /// Reads only: may run concurrently with other reads of the same model.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_get_params(
     model: *const flowmlp_model,
@@ -300,6 +335,10 @@ pub unsafe extern "C" fn flowmlp_get_params(
 /// Replace the parameters from `values` (flat layout, `len` = `flowmlp_param_count`).
 /// Every value must be finite (NON_FINITE otherwise, nothing changed). Ends the kept
 /// forward. Not thread-safe on one model.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_set_params(
     model: *mut flowmlp_model,
@@ -320,6 +359,10 @@ pub unsafe extern "C" fn flowmlp_set_params(
 
 /// Copy the gradients of the last backward into `out` (flat layout, `len` =
 /// `flowmlp_param_count`); zeros before the first backward. Reads only.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_get_grads(
     model: *const flowmlp_model,
@@ -350,6 +393,10 @@ fn isa_cstr(isa: Isa) -> &'static core::ffi::CStr {
 
 /// The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
 /// string; do not free). NULL for a NULL model.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
+/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_isa_name(model: *const flowmlp_model) -> *const c_char {
     ffi_value!(core::ptr::null(), {

@@ -82,7 +82,13 @@ mod tests {
             assert!(!message(s as i32).to_bytes().is_empty());
         }
         assert_eq!(message(0).to_str().unwrap(), "success");
-        assert_eq!(message(99).to_str().unwrap(), "unknown flowmlp status value");
-        assert_eq!(message(-1).to_str().unwrap(), "unknown flowmlp status value");
+        assert_eq!(
+            message(99).to_str().unwrap(),
+            "unknown flowmlp status value"
+        );
+        assert_eq!(
+            message(-1).to_str().unwrap(),
+            "unknown flowmlp status value"
+        );
     }
 }

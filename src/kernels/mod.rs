@@ -11,7 +11,17 @@
 
 use crate::config::Isa;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod generic;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub(crate) mod scalar;
+mod simd;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use crate::arena::PANEL;
 
@@ -36,6 +46,8 @@ pub(crate) struct DenseArgs {
     pub head_bias: f32,
     /// `n` predictions, written when `head` is non-null.
     pub yhat: *mut f32,
+    /// Scratch for the head's partial sums, `n x PANEL`, when `head` is non-null.
+    pub part: *mut f32,
 }
 
 /// The linear output layer: `yhat[i][c] = bo[c] + H[i] . wo[c]`.
@@ -120,6 +132,12 @@ pub(crate) struct Kernels {
 pub(crate) fn table(isa: Isa) -> Option<&'static Kernels> {
     match isa {
         Isa::Scalar => Some(&scalar::KERNELS),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if avx2::detected() => Some(&avx2::KERNELS),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if avx512::detected() => Some(&avx512::KERNELS),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon if neon::detected() => Some(&neon::KERNELS),
         _ => None,
     }
 }

@@ -2,9 +2,7 @@
 //! the internal layout. Every other set is tested against it, and it is tested
 //! against f64 finite differences.
 
-use super::{
-    DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs, PANEL,
-};
+use super::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs, PANEL};
 use crate::config::Isa;
 
 pub(crate) static KERNELS: Kernels = Kernels {

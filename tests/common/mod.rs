@@ -49,7 +49,11 @@ pub fn loss_f64(dims: &[usize], params: &[f64], x: &[f64], y: &[f64], n: usize) 
             a = (0..out)
                 .map(|j| {
                     let z: f64 = b[j] + (0..inp).map(|k| w[j * inp + k] * a[k]).sum::<f64>();
-                    if l + 1 < layers { z.max(0.0) } else { z }
+                    if l + 1 < layers {
+                        z.max(0.0)
+                    } else {
+                        z
+                    }
                 })
                 .collect();
         }
@@ -66,7 +70,10 @@ pub fn isas() -> Vec<Isa> {
     if let Ok(req) = std::env::var("FLOWMLP_REQUIRE_ISA") {
         for name in req.split(',').filter(|s| !s.trim().is_empty()) {
             let isa = Isa::from_name(name).unwrap_or_else(|| panic!("unknown isa {name}"));
-            assert!(have.contains(&isa), "FLOWMLP_REQUIRE_ISA names {name}, which this CPU/build lacks");
+            assert!(
+                have.contains(&isa),
+                "FLOWMLP_REQUIRE_ISA names {name}, which this CPU/build lacks"
+            );
         }
     }
     for isa in Isa::ALL {
@@ -99,8 +106,9 @@ pub fn worst(a: &[f32], b: &[f32], tol: f64, scale: f64) -> (f64, usize) {
     let mut w = (0.0, 0);
     for (t, (&x, &y)) in a.iter().zip(b).enumerate() {
         let r = (x as f64 - y as f64).abs() / (tol * ((y as f64).abs() + scale));
-        if !(r <= w.0) {
-            w = (r, t);
+        // NaN counts as the worst violation.
+        if r.is_nan() || r > w.0 {
+            w = (if r.is_nan() { f64::INFINITY } else { r }, t);
         }
     }
     w

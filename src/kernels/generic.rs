@@ -1,0 +1,630 @@
+//! The SIMD kernel bodies, written once over the `Simd` primitives.
+//!
+//! ```text
+//! dense_relu    for each chunk of panels whose weights fit in L1:
+//!                 for each block of R rows:
+//!                   for each tile of NV vectors (whole panels):
+//!                     acc = b; for k: acc += a[r][k] * W[k][tile]      (R x NV registers)
+//!                     H[r][tile] = max(acc, 0); head[r] += H[r][tile] * w_o[tile]
+//!                   yhat[r] = b_o + hsum(head[r])           (m = 1, after the last chunk)
+//! weight_grad   for each tile of NV vectors, each block of K rows of gW^T:
+//!                 acc = 0; for i: acc[r] += A[i][k0 + r] * dZ[i][tile]; (last block) gb += dZ[i]
+//! input_grad    dZp[i][k] = [Hp > 0] * sum_panels dZ[i][panel] . W[panel][k]   (dot products)
+//! head_backward for up to 4 outputs at a time, each vector of columns, each row:
+//!                 gW_o[c] += dy[i][c] H[i]; dH[i] += dy[i][c] W_o[c]; dZ[i] = dH * [H > 0]
+//! ```
+//!
+//! Every function is `#[inline(always)]`: it must be compiled inside its ISA's
+//! `#[target_feature]` entry point (see `simd_kernel_set!`), never on its own.
+
+// Tile loops index several register arrays in lockstep; ranges read best there.
+#![allow(clippy::needless_range_loop)]
+
+use super::simd::Simd;
+use super::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, WeightGradArgs, PANEL};
+
+/// Bytes of weights a chunk of panels may take, so that it stays in L1 while every
+/// block of rows streams past it.
+const CHUNK_BYTES: usize = 24 * 1024;
+
+/// Call `$f::<.., R, ..>` with the const `R` equal to the runtime `$r` (1..=8).
+macro_rules! with_rows {
+    ($r:expr, |$R:ident| $call:expr) => {
+        match $r {
+            1 => {
+                const $R: usize = 1;
+                $call
+            }
+            2 => {
+                const $R: usize = 2;
+                $call
+            }
+            3 => {
+                const $R: usize = 3;
+                $call
+            }
+            4 => {
+                const $R: usize = 4;
+                $call
+            }
+            5 => {
+                const $R: usize = 5;
+                $call
+            }
+            6 => {
+                const $R: usize = 6;
+                $call
+            }
+            7 => {
+                const $R: usize = 7;
+                $call
+            }
+            8 => {
+                const $R: usize = 8;
+                $call
+            }
+            _ => unreachable!("row blocks have 1..=8 rows"),
+        }
+    };
+}
+
+/// Like `with_rows!` for 0..=7 (remainder rows of a weight-gradient block).
+macro_rules! with_rem {
+    ($r:expr, |$R:ident| $call:expr) => {
+        match $r {
+            0 => {
+                const $R: usize = 0;
+                $call
+            }
+            r => with_rows!(r, |$R| $call),
+        }
+    };
+}
+
+// ---------------------------------------------------------------- forward
+
+/// # Safety
+/// The pointers in `a` are valid for the sizes it states; `a.part` holds
+/// `n * PANEL` floats when `a.head` is non-null. `MR <= 8`; `NV * LANES` is a
+/// multiple of `PANEL`; `NV1 * LANES == PANEL`.
+#[inline(always)]
+pub(crate) unsafe fn dense_relu<S: Simd, const MR: usize, const NV: usize, const NV1: usize>(
+    s: S,
+    a: &DenseArgs,
+) {
+    let np = NV / NV1;
+    let panel_bytes = a.k * PANEL * 4;
+    let chunk = (CHUNK_BYTES / panel_bytes.max(1)).max(np) / np * np;
+    let mut p0 = 0;
+    while p0 < a.panels {
+        let p1 = (p0 + chunk).min(a.panels);
+        let (first, last) = (p0 == 0, p1 == a.panels);
+        let mut i0 = 0;
+        while i0 < a.n {
+            let r = MR.min(a.n - i0);
+            // SAFETY: rows i0..i0 + r and panels p0..p1 are inside the buffers.
+            with_rows!(r, |R| unsafe {
+                dense_rows::<S, R, NV, NV1>(s, a, i0, p0, p1, first, last)
+            });
+            i0 += r;
+        }
+        p0 = p1;
+    }
+}
+
+/// Rows `i0..i0+R` over panels `p0..p1`, with the head's partial dot products kept
+/// in registers across the chunk and in `a.part` between chunks.
+#[inline(always)]
+unsafe fn dense_rows<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
+    s: S,
+    a: &DenseArgs,
+    i0: usize,
+    p0: usize,
+    p1: usize,
+    first: bool,
+    last: bool,
+) {
+    let head = !a.head.is_null();
+    let mut hacc = [s.zero(); R];
+    // SAFETY (whole body): part rows i0..i0+R, yhat[i0..i0+R] and the panels are in
+    // bounds by the caller's contract.
+    unsafe {
+        if head && !first {
+            for (r, h) in hacc.iter_mut().enumerate() {
+                *h = s.load(a.part.add((i0 + r) * PANEL));
+            }
+        }
+        let np = NV / NV1;
+        let mut p = p0;
+        while p + np <= p1 {
+            fwd_tile::<S, R, NV, NV1>(s, a, i0, p, &mut hacc);
+            p += np;
+        }
+        while p < p1 {
+            fwd_tile::<S, R, NV1, NV1>(s, a, i0, p, &mut hacc);
+            p += 1;
+        }
+        if head {
+            for (r, h) in hacc.iter().enumerate() {
+                if last {
+                    *a.yhat.add(i0 + r) = a.head_bias + s.hsum(*h);
+                } else {
+                    s.store(a.part.add((i0 + r) * PANEL), *h);
+                }
+            }
+        }
+    }
+}
+
+/// One R x (NV vectors) tile of `ReLU(A W^T + b)` starting at panel `p`.
+#[inline(always)]
+unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
+    s: S,
+    a: &DenseArgs,
+    i0: usize,
+    p: usize,
+    hacc: &mut [S::V; R],
+) {
+    let k = a.k;
+    let ld = a.panels * PANEL;
+    // SAFETY (whole body): panels p..p + NV/NV1 exist, rows i0..i0+R exist, and every
+    // offset below stays inside W, b, A, H and the head row.
+    unsafe {
+        let w = a.w.add(p * k * PANEL);
+        let bias = a.b.add(p * PANEL);
+        let mut acc = [[s.zero(); NV]; R];
+        for v in 0..NV {
+            let b = s.load(bias.add(v * S::LANES));
+            for row in acc.iter_mut() {
+                row[v] = b;
+            }
+        }
+        let rows: [*const f32; R] = core::array::from_fn(|r| a.a.add((i0 + r) * a.lda));
+        // Offsets of the NV vectors: whole panels are k * PANEL apart.
+        let voff: [usize; NV] =
+            core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+        let mut wk = w;
+        for kk in 0..k {
+            let wv: [S::V; NV] = core::array::from_fn(|v| s.load(wk.add(voff[v])));
+            for r in 0..R {
+                let x = s.splat(*rows[r].add(kk));
+                for v in 0..NV {
+                    acc[r][v] = s.fmadd(x, wv[v], acc[r][v]);
+                }
+            }
+            wk = wk.add(PANEL);
+        }
+        let head = !a.head.is_null();
+        for r in 0..R {
+            let out = a.h.add((i0 + r) * ld + p * PANEL);
+            for v in 0..NV {
+                let h = s.max0(acc[r][v]);
+                s.store(out.add(v * S::LANES), h);
+                if head {
+                    let wo = s.load(a.head.add(p * PANEL + v * S::LANES));
+                    hacc[r] = s.fmadd(h, wo, hacc[r]);
+                }
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The pointers in `a` are valid for the sizes it states.
+#[inline(always)]
+pub(crate) unsafe fn head_forward<S: Simd>(s: S, a: &HeadArgs) {
+    let vecs = a.ld / S::LANES;
+    // SAFETY (whole body): i < n, c < m, and vecs * LANES == ld keep every access in
+    // bounds of H, W_o, b_o and yhat.
+    unsafe {
+        for i in 0..a.n {
+            let h = a.h.add(i * a.ld);
+            let mut c = 0;
+            while c < a.m {
+                let g = (a.m - c).min(4);
+                let mut acc = [s.zero(); 4];
+                for jv in 0..vecs {
+                    let hv = s.load(h.add(jv * S::LANES));
+                    for (t, acc) in acc.iter_mut().enumerate().take(g) {
+                        let w = s.load(a.wo.add((c + t) * a.ld + jv * S::LANES));
+                        *acc = s.fmadd(hv, w, *acc);
+                    }
+                }
+                for (t, acc) in acc.iter().enumerate().take(g) {
+                    *a.yhat.add(i * a.m + c + t) = *a.bo.add(c + t) + s.hsum(*acc);
+                }
+                c += g;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- backward
+
+/// # Safety
+/// The pointers in `a` are valid for the sizes it states; `ld` is a multiple of LANES.
+#[inline(always)]
+pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) {
+    let mut c0 = 0;
+    while c0 < a.m {
+        let g = (a.m - c0).min(4);
+        let (first, last) = (c0 == 0, c0 + g == a.m);
+        // SAFETY: outputs c0..c0+g exist.
+        with_rows!(g, |G| unsafe {
+            head_backward_group::<S, G>(s, a, c0, first, last)
+        });
+        c0 += g;
+    }
+    for c in 0..a.m {
+        let mut sum = 0.0f32;
+        for i in 0..a.n {
+            // SAFETY: i < n, c < m.
+            sum += unsafe { *a.dy.add(i * a.m + c) };
+        }
+        // SAFETY: c < m.
+        unsafe { *a.gbo.add(c) = sum };
+    }
+}
+
+/// Outputs `c0..c0+G`: their weight gradients, and their share of `dH`, accumulated in
+/// `dz` across groups and masked by `[H > 0]` after the last group.
+#[inline(always)]
+unsafe fn head_backward_group<S: Simd, const G: usize>(
+    s: S,
+    a: &HeadBackArgs,
+    c0: usize,
+    first: bool,
+    last: bool,
+) {
+    let vecs = a.ld / S::LANES;
+    // SAFETY (whole body): jv * LANES < ld, i < n, c0 + t < m.
+    unsafe {
+        for jv in 0..vecs {
+            let col = jv * S::LANES;
+            let wo: [S::V; G] = core::array::from_fn(|t| s.load(a.wo.add((c0 + t) * a.ld + col)));
+            let mut gacc = [s.zero(); G];
+            for i in 0..a.n {
+                let h = s.load(a.h.add(i * a.ld + col));
+                let dz = a.dz.add(i * a.ld + col);
+                let mut dh = if first { s.zero() } else { s.load(dz) };
+                for t in 0..G {
+                    let dy = s.splat(*a.dy.add(i * a.m + c0 + t));
+                    gacc[t] = s.fmadd(dy, h, gacc[t]);
+                    dh = s.fmadd(dy, wo[t], dh);
+                }
+                s.store(dz, if last { s.select_pos(h, dh) } else { dh });
+            }
+            for (t, g) in gacc.iter().enumerate() {
+                s.store(a.gwo.add((c0 + t) * a.ld + col), *g);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The pointers in `a` are valid for the sizes it states. `KR <= 8`.
+#[inline(always)]
+pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, const NV1: usize>(
+    s: S,
+    a: &WeightGradArgs,
+) {
+    let np = NV / NV1;
+    let mut p = 0;
+    while p < a.panels {
+        // SAFETY: panels p.. exist; rows and columns are bounded by n and k.
+        unsafe {
+            if p + np <= a.panels {
+                weight_grad_panels::<S, KR, NV, NV1>(s, a, p);
+                p += np;
+            } else {
+                weight_grad_panels::<S, KR, NV1, NV1>(s, a, p);
+                p += 1;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV1: usize>(
+    s: S,
+    a: &WeightGradArgs,
+    p: usize,
+) {
+    let mut k0 = 0;
+    // SAFETY (whole body): k0 + rows <= k; panels p..p + NV/NV1 exist.
+    unsafe {
+        while k0 + KR <= a.k {
+            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0);
+            k0 += KR;
+        }
+        // The remainder rows share a tile with the bias row (a column of ones).
+        with_rem!(a.k - k0, |R| wg_tile::<S, R, NV, NV1, true>(s, a, p, k0));
+    }
+}
+
+/// Rows `k0..k0+R` of `gW^T` for the NV vectors at panel `p`, and with `BIAS` the
+/// bias gradient of those columns.
+#[inline(always)]
+unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, const BIAS: bool>(
+    s: S,
+    a: &WeightGradArgs,
+    p: usize,
+    k0: usize,
+) {
+    let ld = a.panels * PANEL;
+    let mut acc = [[s.zero(); NV]; R];
+    let mut bacc = [s.zero(); NV];
+    // SAFETY (whole body): i < n, k0 + r < k, and the NV vectors lie in panels p..
+    unsafe {
+        let mut dz = a.dz.add(p * PANEL);
+        let mut ar = a.a.add(k0);
+        for _ in 0..a.n {
+            let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(v * S::LANES)));
+            for r in 0..R {
+                let x = s.splat(*ar.add(r));
+                for v in 0..NV {
+                    acc[r][v] = s.fmadd(x, d[v], acc[r][v]);
+                }
+            }
+            if BIAS {
+                for v in 0..NV {
+                    bacc[v] = s.add(bacc[v], d[v]);
+                }
+            }
+            dz = dz.add(ld);
+            ar = ar.add(a.lda);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                let off = (p + v / NV1) * a.k * PANEL + (k0 + r) * PANEL + (v % NV1) * S::LANES;
+                s.store(a.gw.add(off), *x);
+            }
+        }
+        if BIAS {
+            for (v, x) in bacc.iter().enumerate() {
+                s.store(a.gb.add(p * PANEL + v * S::LANES), *x);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The pointers in `a` are valid for the sizes it states. `RI * CI * NV1` vectors fit
+/// the register file.
+#[inline(always)]
+pub(crate) unsafe fn input_grad<S: Simd, const RI: usize, const CI: usize, const NV1: usize>(
+    s: S,
+    a: &InputGradArgs,
+) {
+    let mut i0 = 0;
+    // SAFETY (whole body): tiles stay within n rows and k columns; padding columns
+    // k..ldp of each row are inside dZp.
+    unsafe {
+        while i0 < a.n {
+            let full_rows = i0 + RI <= a.n;
+            let mut k0 = 0;
+            while k0 < a.k {
+                let full_cols = k0 + CI <= a.k;
+                match (full_rows, full_cols) {
+                    (true, true) => ig_tile::<S, RI, CI, NV1>(s, a, i0, k0),
+                    (true, false) => ig_tile::<S, RI, 1, NV1>(s, a, i0, k0),
+                    (false, true) => ig_tile::<S, 1, CI, NV1>(s, a, i0, k0),
+                    (false, false) => ig_tile::<S, 1, 1, NV1>(s, a, i0, k0),
+                }
+                k0 += if full_cols { CI } else { 1 };
+            }
+            let rows = if full_rows { RI } else { 1 };
+            for r in 0..rows {
+                for kk in a.k..a.ldp {
+                    *a.dzp.add((i0 + r) * a.ldp + kk) = 0.0;
+                }
+            }
+            i0 += rows;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn ig_tile<S: Simd, const R: usize, const C: usize, const NV1: usize>(
+    s: S,
+    a: &InputGradArgs,
+    i0: usize,
+    k0: usize,
+) {
+    let ld = a.panels * PANEL;
+    let mut acc = [[[s.zero(); NV1]; C]; R];
+    // SAFETY (whole body): rows i0..i0+R < n, columns k0..k0+C < k, panels < panels.
+    unsafe {
+        for p in 0..a.panels {
+            let d: [[S::V; NV1]; R] = core::array::from_fn(|r| {
+                core::array::from_fn(|v| s.load(a.dz.add((i0 + r) * ld + p * PANEL + v * S::LANES)))
+            });
+            let w = a.w.add(p * a.k * PANEL + k0 * PANEL);
+            for c in 0..C {
+                let wv: [S::V; NV1] =
+                    core::array::from_fn(|v| s.load(w.add(c * PANEL + v * S::LANES)));
+                for r in 0..R {
+                    for v in 0..NV1 {
+                        acc[r][c][v] = s.fmadd(d[r][v], wv[v], acc[r][c][v]);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (c, parts) in row.iter().enumerate() {
+                let mut sum = parts[0];
+                for part in &parts[1..] {
+                    sum = s.add(sum, *part);
+                }
+                let at = (i0 + r) * a.ldp + k0 + c;
+                *a.dzp.add(at) = if *a.hp.add(at) > 0.0 {
+                    s.hsum(sum)
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- element-wise
+
+/// # Safety
+/// `yhat`, `y`, `dy` are valid for `len` floats.
+#[inline(always)]
+pub(crate) unsafe fn loss_grad<S: Simd>(
+    s: S,
+    yhat: *const f32,
+    y: *const f32,
+    len: usize,
+    scale: f32,
+    dy: *mut f32,
+) -> f32 {
+    let sv = s.splat(scale);
+    let mut acc = s.zero();
+    let mut t = 0;
+    // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
+    unsafe {
+        while t + S::LANES <= len {
+            let e = s.sub(s.load(yhat.add(t)), s.load(y.add(t)));
+            acc = s.fmadd(e, e, acc);
+            s.store(dy.add(t), s.mul(sv, e));
+            t += S::LANES;
+        }
+        let mut sum = s.hsum(acc);
+        while t < len {
+            let e = *yhat.add(t) - *y.add(t);
+            sum += e * e;
+            *dy.add(t) = scale * e;
+            t += 1;
+        }
+        sum
+    }
+}
+
+/// # Safety
+/// `p`, `g`, `out` are valid for `len` floats.
+#[inline(always)]
+pub(crate) unsafe fn sgd<S: Simd>(
+    s: S,
+    p: *const f32,
+    g: *const f32,
+    out: *mut f32,
+    len: usize,
+    lr: f32,
+) -> bool {
+    let lrv = s.splat(lr);
+    // Stays zero while every result is finite: x * 0 is NaN for x = inf or NaN.
+    let mut bad = s.zero();
+    let zero = s.zero();
+    let mut t = 0;
+    // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
+    unsafe {
+        while t + S::LANES <= len {
+            let v = s.fnmadd(lrv, s.load(g.add(t)), s.load(p.add(t)));
+            bad = s.fmadd(v, zero, bad);
+            s.store(out.add(t), v);
+            t += S::LANES;
+        }
+        let mut ok = s.hsum(bad) == 0.0;
+        while t < len {
+            let v = *p.add(t) - lr * *g.add(t);
+            ok &= v.is_finite();
+            *out.add(t) = v;
+            t += 1;
+        }
+        ok
+    }
+}
+
+/// # Safety
+/// `p` is valid for `len` floats.
+#[inline(always)]
+pub(crate) unsafe fn all_finite<S: Simd>(s: S, p: *const f32, len: usize) -> bool {
+    let zero = s.zero();
+    let mut bad = s.zero();
+    let mut t = 0;
+    // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
+    unsafe {
+        while t + S::LANES <= len {
+            bad = s.fmadd(s.load(p.add(t)), zero, bad);
+            t += S::LANES;
+        }
+        let mut ok = s.hsum(bad) == 0.0;
+        while t < len {
+            ok &= (*p.add(t)).is_finite();
+            t += 1;
+        }
+        ok
+    }
+}
+
+/// Define a kernel set's `#[target_feature]` entry points and its `KERNELS` table.
+/// `$token` must be a `Simd` type with an `unsafe fn assume()` constructor; `attrs`
+/// are put on every entry point (the ISA's `#[target_feature]`).
+macro_rules! simd_kernel_set {
+    (
+        isa: $isa:expr,
+        attrs: [$(#[$attr:meta])*],
+        token: $tok:ty,
+        dense: ($mr:literal, $nv:literal),
+        weight_grad: ($kr:literal, $nvw:literal),
+        input_grad: ($ri:literal, $ci:literal),
+        panel_vectors: $nv1:literal $(,)?
+    ) => {
+        use $crate::kernels::generic;
+        use $crate::kernels::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs};
+
+        pub(crate) static KERNELS: Kernels = Kernels {
+            isa: $isa,
+            dense_relu,
+            head_forward,
+            head_backward,
+            weight_grad,
+            input_grad,
+            loss_grad,
+            sgd,
+            all_finite,
+        };
+
+        // SAFETY (every entry point below): the functions are reachable only through
+        // `KERNELS`, which `kernels::table` hands out only after run-time detection
+        // found the features, so making the token is sound; the pointer contracts
+        // are the callers', as documented on `Kernels`.
+
+        $(#[$attr])*
+        unsafe fn dense_relu(a: &DenseArgs) {
+            unsafe { generic::dense_relu::<$tok, $mr, $nv, $nv1>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn head_forward(a: &HeadArgs) {
+            unsafe { generic::head_forward::<$tok>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn head_backward(a: &HeadBackArgs) {
+            unsafe { generic::head_backward::<$tok>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn weight_grad(a: &WeightGradArgs) {
+            unsafe { generic::weight_grad::<$tok, $kr, $nvw, $nv1>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn input_grad(a: &InputGradArgs) {
+            unsafe { generic::input_grad::<$tok, $ri, $ci, $nv1>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn loss_grad(yhat: *const f32, y: *const f32, len: usize, scale: f32, dy: *mut f32) -> f32 {
+            unsafe { generic::loss_grad::<$tok>(<$tok>::assume(), yhat, y, len, scale, dy) }
+        }
+        $(#[$attr])*
+        unsafe fn sgd(p: *const f32, g: *const f32, out: *mut f32, len: usize, lr: f32) -> bool {
+            unsafe { generic::sgd::<$tok>(<$tok>::assume(), p, g, out, len, lr) }
+        }
+        $(#[$attr])*
+        unsafe fn all_finite(p: *const f32, len: usize) -> bool {
+            unsafe { generic::all_finite::<$tok>(<$tok>::assume(), p, len) }
+        }
+    };
+}
+
+pub(crate) use simd_kernel_set;

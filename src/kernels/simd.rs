@@ -1,0 +1,104 @@
+//! The primitives every SIMD kernel set provides, so that the kernel bodies in
+//! `generic` are written once (memchr's `Vector`, matrixmultiply's `SMultiplyAdd`).
+//!
+//! A value of a type implementing `Simd` is a token proving that the CPU supports its
+//! instructions: tokens are only made inside `#[target_feature]` entry points that are
+//! reached through a table built after detection. Arithmetic is therefore safe to
+//! call with a token; only the memory operations are `unsafe` (pointer validity).
+//! Every method is `#[inline(always)]` so that it is compiled inside the entry point,
+//! with the entry point's target features.
+
+pub(crate) trait Simd: Copy {
+    /// One vector of `LANES` f32.
+    type V: Copy;
+    const LANES: usize;
+
+    fn splat(self, x: f32) -> Self::V;
+    fn zero(self) -> Self::V;
+    /// # Safety
+    /// `p` is valid for reading `LANES` floats (no alignment needed).
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// # Safety
+    /// `p` is valid for writing `LANES` floats (no alignment needed).
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, fused where the ISA has it.
+    fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `c - a * b`, fused where the ISA has it.
+    fn fnmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `max(a, 0)`, with NaN mapped to 0.
+    fn max0(self, a: Self::V) -> Self::V;
+    /// `v` where `h > 0`, else 0: the ReLU mask.
+    fn select_pos(self, h: Self::V, v: Self::V) -> Self::V;
+    /// Sum of the lanes.
+    fn hsum(self, a: Self::V) -> f32;
+}
+
+/// Portable vectors of N lanes, used by unit tests to run the generic bodies with the
+/// tile shapes of every ISA (AVX-512 included) on any machine.
+#[cfg(test)]
+pub(crate) mod emulated {
+    use super::Simd;
+
+    #[derive(Clone, Copy)]
+    pub(crate) struct Emu<const N: usize>;
+
+    impl<const N: usize> Emu<N> {
+        /// # Safety
+        /// Always safe; `unsafe` only to match the real tokens.
+        pub(crate) unsafe fn assume() -> Self {
+            Emu
+        }
+    }
+
+    fn map<const N: usize>(f: impl Fn(usize) -> f32) -> [f32; N] {
+        core::array::from_fn(f)
+    }
+
+    impl<const N: usize> Simd for Emu<N> {
+        type V = [f32; N];
+        const LANES: usize = N;
+        fn splat(self, x: f32) -> [f32; N] {
+            [x; N]
+        }
+        fn zero(self) -> [f32; N] {
+            [0.0; N]
+        }
+        unsafe fn load(self, p: *const f32) -> [f32; N] {
+            // SAFETY: the caller guarantees N readable floats.
+            map(|i| unsafe { *p.add(i) })
+        }
+        unsafe fn store(self, p: *mut f32, v: [f32; N]) {
+            for (i, x) in v.into_iter().enumerate() {
+                // SAFETY: the caller guarantees N writable floats.
+                unsafe { *p.add(i) = x };
+            }
+        }
+        fn add(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
+            map(|i| a[i] + b[i])
+        }
+        fn sub(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
+            map(|i| a[i] - b[i])
+        }
+        fn mul(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
+            map(|i| a[i] * b[i])
+        }
+        fn fmadd(self, a: [f32; N], b: [f32; N], c: [f32; N]) -> [f32; N] {
+            map(|i| a[i].mul_add(b[i], c[i]))
+        }
+        fn fnmadd(self, a: [f32; N], b: [f32; N], c: [f32; N]) -> [f32; N] {
+            map(|i| (-a[i]).mul_add(b[i], c[i]))
+        }
+        fn max0(self, a: [f32; N]) -> [f32; N] {
+            map(|i| if a[i] > 0.0 { a[i] } else { 0.0 })
+        }
+        fn select_pos(self, h: [f32; N], v: [f32; N]) -> [f32; N] {
+            map(|i| if h[i] > 0.0 { v[i] } else { 0.0 })
+        }
+        fn hsum(self, a: [f32; N]) -> f32 {
+            a.iter().sum()
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Every kernel set against the scalar reference, through whole models: forward,
+//! backward (all gradients), step and train_step, on ragged shapes.
+//!
+//! Besides the sets this CPU runs, the generic SIMD bodies run on portable emulated
+//! vectors with the lane counts and tile shapes of NEON (4), AVX2 (8) and AVX-512
+//! (16), so every tile and remainder path is checked on any machine.
+//!
+//! Tolerance: kernel sets sum in different orders, so each value may differ from the
+//! reference by rounding that grows with the length of the sums feeding it:
+//! `|v - ref| <= 1e-5 * sqrt(fan) * (|ref| + rms(ref))`, where `fan` is the longest
+//! reduction in the model (max of d, the hidden widths and n) and `rms(ref)` the
+//! root-mean-square of the compared array (which absorbs cancellation in values
+//! near zero).
+
+use super::simd::emulated::Emu;
+use super::Kernels;
+use crate::config::{Config, Isa};
+use crate::model::Model;
+
+mod emu4 {
+    super::super::generic::simd_kernel_set! {
+        isa: crate::config::Isa::Neon,
+        attrs: [],
+        token: crate::kernels::simd::emulated::Emu<4>,
+        dense: (6, 4),
+        weight_grad: (6, 4),
+        input_grad: (2, 3),
+        panel_vectors: 4,
+    }
+}
+mod emu8 {
+    super::super::generic::simd_kernel_set! {
+        isa: crate::config::Isa::Avx2,
+        attrs: [],
+        token: crate::kernels::simd::emulated::Emu<8>,
+        dense: (6, 2),
+        weight_grad: (6, 2),
+        input_grad: (2, 3),
+        panel_vectors: 2,
+    }
+}
+mod emu16 {
+    super::super::generic::simd_kernel_set! {
+        isa: crate::config::Isa::Avx512,
+        attrs: [],
+        token: crate::kernels::simd::emulated::Emu<16>,
+        dense: (8, 2),
+        weight_grad: (8, 2),
+        input_grad: (4, 4),
+        panel_vectors: 1,
+    }
+}
+
+// Keep the emulated token type in use even if a macro stops naming it.
+const _: Option<Emu<4>> = None;
+
+/// Tables under test: every set the CPU runs, then the emulated ones.
+fn tables() -> Vec<(&'static str, &'static Kernels)> {
+    let mut t: Vec<(&'static str, &'static Kernels)> = Isa::ALL
+        .into_iter()
+        .filter_map(|isa| super::table(isa).map(|k| (isa.name(), k)))
+        .collect();
+    t.push(("emulated-4-lanes", &emu4::KERNELS));
+    t.push(("emulated-8-lanes", &emu8::KERNELS));
+    t.push(("emulated-16-lanes", &emu16::KERNELS));
+    t
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+}
+
+fn check(what: &str, got: &[f32], want: &[f32], fan: usize) {
+    assert_eq!(got.len(), want.len());
+    let rms =
+        (want.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / want.len().max(1) as f64).sqrt();
+    let tol = 1e-5 * (fan as f64).sqrt();
+    for (t, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w as f64).abs();
+        assert!(
+            err <= tol * ((w as f64).abs() + rms),
+            "{what}[{t}]: {g} vs reference {w} (err {err:e}, allowed {:e})",
+            tol * ((w as f64).abs() + rms)
+        );
+    }
+}
+
+fn flat(m: &Model, grads: bool) -> Vec<f32> {
+    let mut v = vec![0.0; m.param_count()];
+    if grads {
+        m.get_grads(&mut v).unwrap();
+    } else {
+        m.get_params(&mut v).unwrap();
+    }
+    v
+}
+
+/// One config: the same parameters and batches through `kernels` and the reference.
+fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
+    let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+    let mut model = Model::with_kernels(cfg, kernels).unwrap();
+    let p: Vec<f32> = flat(&reference, false)
+        .iter()
+        .map(|v| v + 0.1 * rng.f())
+        .collect();
+    reference.set_params(&p).unwrap();
+    model.set_params(&p).unwrap();
+    let (d, m) = (cfg.inputs, cfg.outputs);
+    let fan = cfg
+        .hidden_widths()
+        .iter()
+        .copied()
+        .chain([d, cfg.max_batch])
+        .max()
+        .unwrap();
+    let ctx =
+        |what: &str, n: usize| format!("{name} {d}->{:?}->{m} n={n}: {what}", cfg.hidden_widths());
+    for n in [1, cfg.max_batch, 1 + (rng.next() as usize) % cfg.max_batch] {
+        let x = rng.vec(n * d);
+        let y = rng.vec(n * m);
+        let (mut a, mut b) = (vec![0.0; n * m], vec![0.0; n * m]);
+        model.forward(&x, Some(&mut a)).unwrap();
+        reference.forward(&x, Some(&mut b)).unwrap();
+        check(&ctx("forward", n), &a, &b, fan);
+        let (la, lb) = (
+            model
+                .backward(&y)
+                .unwrap_or_else(|e| panic!("{}: {e}", ctx("backward", n))),
+            reference
+                .backward(&y)
+                .unwrap_or_else(|e| panic!("{}: {e}", ctx("reference backward", n))),
+        );
+        check(&ctx("loss", n), &[la], &[lb], fan);
+        check(
+            &ctx("gradients", n),
+            &flat(&model, true),
+            &flat(&reference, true),
+            fan,
+        );
+        model.step(0.005).unwrap();
+        reference.step(0.005).unwrap();
+        check(
+            &ctx("step", n),
+            &flat(&model, false),
+            &flat(&reference, false),
+            fan,
+        );
+        let (la, lb) = (
+            model.train_step(&x, &y, 0.005).unwrap(),
+            reference.train_step(&x, &y, 0.005).unwrap(),
+        );
+        check(&ctx("train_step loss", n), &[la], &[lb], fan);
+        check(
+            &ctx("train_step", n),
+            &flat(&model, false),
+            &flat(&reference, false),
+            fan,
+        );
+        // Re-align, so that differences do not compound across rounds.
+        let p = flat(&reference, false);
+        model.set_params(&p).unwrap();
+    }
+}
+
+const SIZES: [usize; 13] = [1, 2, 3, 7, 9, 15, 17, 31, 33, 63, 65, 127, 129];
+
+#[test]
+fn every_set_matches_the_reference_on_ragged_shapes() {
+    for (name, kernels) in tables() {
+        if kernels.isa == Isa::Scalar {
+            continue;
+        }
+        let mut rng = Rng(0xD1B54A32D192ED03);
+        // Every size as d and as a hidden width at least once, depths 1..=3, m 1..=4.
+        for (t, &s) in SIZES.iter().enumerate() {
+            let depth = 1 + t % 3;
+            let hidden: Vec<usize> = (0..depth)
+                .map(|l| if l == 0 { s } else { rng.pick(&SIZES[..9]) })
+                .collect();
+            let d = rng.pick(&SIZES);
+            let m = 1 + t % 4;
+            let max_batch = rng.pick(&[1, 2, 7, 9, 17, 33]);
+            compare(
+                name,
+                kernels,
+                &Config::new(d, &hidden, m)
+                    .max_batch(max_batch)
+                    .seed(t as u64),
+                &mut rng,
+            );
+        }
+        for t in 0..12 {
+            let depth = 1 + t % 3;
+            let hidden: Vec<usize> = (0..depth).map(|_| rng.pick(&SIZES)).collect();
+            let cfg = Config::new(rng.pick(&SIZES), &hidden, 1 + t % 4)
+                .max_batch(rng.pick(&[1, 3, 16, 65]));
+            compare(name, kernels, &cfg.seed(100 + t as u64), &mut rng);
+        }
+    }
+}
+
+#[test]
+fn course_and_benchmark_shapes_match_the_reference() {
+    for (name, kernels) in tables() {
+        let mut rng = Rng(99);
+        for (d, hidden, m, n) in [
+            (8, vec![32], 1, 1),
+            (10, vec![64], 1, 32),
+            (16, vec![64], 1, 32),
+            (64, vec![256], 1, 64),
+            (64, vec![256, 256], 4, 16),
+            (100, vec![520], 1, 20),
+        ] {
+            compare(
+                name,
+                kernels,
+                &Config::new(d, &hidden, m).max_batch(n).seed(1),
+                &mut rng,
+            );
+        }
+    }
+}
