@@ -1,0 +1,246 @@
+//! The C API as C and C++ users meet it: compile the programs in `ffi-tests/` and
+//! `examples/c/` against the static library that `cargo test` builds
+//! (`target/<profile>/libflowmlp.a`), run them, and fail with their output when they
+//! fail. Compilers: `$CC` (default `cc`) and `$CXX` (default `c++`). The C API test is
+//! built with `-fsanitize=address,undefined` when the C compiler supports it.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Libraries a Rust staticlib needs, as `cargo rustc --lib --crate-type staticlib --
+/// --print native-static-libs` reports them for this crate.
+#[cfg(target_os = "linux")]
+const NATIVE_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+#[cfg(target_os = "macos")]
+const NATIVE_LIBS: &[&str] = &["-lSystem", "-lc", "-lm"];
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+const NATIVE_LIBS: &[&str] = &["-lpthread", "-ldl", "-lm"];
+
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+const SANITIZE: &[&str] = &[
+    "-g",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The static library of this build. This test runs as `target/<profile>/deps/ffi_c-*`;
+/// `cargo test` writes the library it builds (crate types rlib, cdylib and staticlib in
+/// one rustc call) next to it, into `deps/`, and only `cargo build` copies it up to
+/// `target/<profile>/libflowmlp.a`, which can therefore be stale: prefer `deps/`.
+fn static_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe
+        .parent()
+        .expect("the test executable lives in target/<profile>/deps");
+    let candidates = [
+        deps.join("libflowmlp.a"),
+        deps.parent().unwrap_or(deps).join("libflowmlp.a"),
+    ];
+    let found = candidates.iter().find(|p| p.is_file());
+    found.cloned().unwrap_or_else(|| {
+        panic!(
+            "static library libflowmlp.a not found at {} or {}: cargo builds it because \
+             Cargo.toml lists crate-type \"staticlib\"; check [lib] crate-type",
+            candidates[0].display(),
+            candidates[1].display()
+        )
+    })
+}
+
+/// A compiler from the environment variable `var` (which may carry arguments), or `default`.
+fn compiler(var: &str, default: &str) -> Vec<String> {
+    let words: Vec<String> = std::env::var(var)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if words.is_empty() {
+        vec![default.to_string()]
+    } else {
+        words
+    }
+}
+
+/// A directory for one program's build outputs, per profile (debug and release runs
+/// share `CARGO_TARGET_TMPDIR`).
+fn out_dir(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .map_or_else(|| "default".into(), |p| p.to_string_lossy().into_owned());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ffi_c")
+        .join(profile)
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Run `cmd`; on failure panic with `what`, the command line, and its output.
+fn run(what: &str, cmd: &mut Command) -> String {
+    let line = describe(cmd);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not start `{line}`: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n$ {line}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    print!("{stdout}");
+    eprint!("{stderr}");
+    stdout.into_owned()
+}
+
+/// The sanitizer flags when `$CC` can build and run a program with them, else none.
+fn sanitizer_flags() -> &'static [&'static str] {
+    static FLAGS: OnceLock<&'static [&'static str]> = OnceLock::new();
+    FLAGS.get_or_init(|| {
+        let dir = out_dir("sanitizer-probe");
+        let (src, exe) = (dir.join("probe.c"), dir.join("probe"));
+        std::fs::write(&src, "int main(void) { return 0; }\n").expect("writing the probe");
+        let cc = compiler("CC", "cc");
+        let built = Command::new(&cc[0])
+            .args(&cc[1..])
+            .args(SANITIZE)
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if built
+            && Command::new(&exe)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        {
+            SANITIZE
+        } else {
+            eprintln!(
+                "note: {} cannot build with {SANITIZE:?}; testing without",
+                cc[0]
+            );
+            &[]
+        }
+    })
+}
+
+/// Compile `source` (relative to the crate root) with `compiler` and `flags` and link
+/// the static library; returns the executable.
+fn build(name: &str, compiler: &[String], flags: &[&str], source: &str) -> PathBuf {
+    let lib = static_lib();
+    let exe = out_dir(name).join(name);
+    let _ = std::fs::remove_file(&exe);
+    run(
+        &format!("compiling {source}"),
+        Command::new(&compiler[0])
+            .args(&compiler[1..])
+            .args(flags)
+            .arg(format!(
+                "-DFLOWMLP_EXPECTED_VERSION=\"{}\"",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg("-I")
+            .arg(root().join("ffi-tests"))
+            .arg(root().join(source))
+            .arg(&lib)
+            .args(NATIVE_LIBS)
+            .arg("-o")
+            .arg(&exe),
+    );
+    exe
+}
+
+/// Run a built program with `FLOWMLP_ISA` set to `isa` (unset for `None`); its stdout.
+fn run_program(exe: &Path, isa: Option<&str>) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(exe.parent().expect("the program's directory"))
+        .env("UBSAN_OPTIONS", "print_stacktrace=1");
+    match isa {
+        Some(isa) => cmd.env("FLOWMLP_ISA", isa),
+        None => cmd.env_remove("FLOWMLP_ISA"),
+    };
+    run(
+        &format!("running {} with FLOWMLP_ISA={isa:?}", exe.display()),
+        &mut cmd,
+    )
+}
+
+#[test]
+fn c_api_test_program_passes() {
+    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
+    let exe = build(
+        "test_api",
+        &compiler("CC", "cc"),
+        &flags,
+        "ffi-tests/test_api.c",
+    );
+    // The best kernel set, then the scalar reference (FLOWMLP_ISA steers FLOWMLP_ISA_AUTO).
+    for isa in [None, Some("scalar")] {
+        let out = run_program(&exe, isa);
+        assert!(
+            out.contains(" checks, 0 failed"),
+            "ffi-tests/test_api.c (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
+        );
+    }
+}
+
+#[test]
+fn header_compiles_and_links_as_cpp17() {
+    let exe = build(
+        "smoke",
+        &compiler("CXX", "c++"),
+        CXX_FLAGS,
+        "ffi-tests/smoke.cpp",
+    );
+    let out = run_program(&exe, None);
+    assert!(
+        out.contains(" checks, 0 failed"),
+        "ffi-tests/smoke.cpp: {out}"
+    );
+}
+
+#[test]
+fn c_online_example_learns() {
+    let flags: Vec<&str> = C_FLAGS.iter().chain(&["-O2"]).copied().collect();
+    let exe = build(
+        "online",
+        &compiler("CC", "cc"),
+        &flags,
+        "examples/c/online.c",
+    );
+    let out = run_program(&exe, None);
+    assert!(
+        out.contains("final running loss"),
+        "examples/c/online.c: {out}"
+    );
+}
