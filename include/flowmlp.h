@@ -7,7 +7,8 @@
  * Conventions:
  *  - Every fallible function returns flowmlp_status; FLOWMLP_OK (0) is success.
  *  - Output parameters are written only on success; a failed call leaves the model
- *    exactly as it was (parameters, gradients, optimizer state).
+ *    exactly as it was (parameters, gradients, optimizer state, the kept forward;
+ *    the one exception is documented at flowmlp_train_step).
  *  - Layouts are row-major: x is n x d, targets and predictions n x m, and the flat
  *    parameter array is W_1 (h_1 x d), b_1, ..., W_o (m x h_k), b_o.
  *  - A model is not safe for concurrent calls; distinct models are independent.
@@ -157,7 +158,9 @@ enum flowmlp_status flowmlp_step(struct flowmlp_model *model, float learning_rat
 // (before the step) to `*loss_out` when `loss_out` is not NULL.
 //
 // Errors: as `flowmlp_forward`, `flowmlp_backward` and `flowmlp_step`; on any error
-// the parameters and gradients are unchanged. The kept forward is not kept.
+// the parameters and gradients are unchanged. This call keeps no forward for
+// `flowmlp_backward`, and once its own forward pass has run (a refusal for a
+// non-finite loss or update) an earlier kept forward is gone too.
 //
 // # Safety
 // Every pointer is NULL or valid for the sizes stated above; a model handle comes

@@ -5,11 +5,10 @@
 //!
 //! ```text
 //! offset 0      model header (the `Model`'s state: plan, kernel table, flags)
-//! params[0]     parameters, internal layout (below)            } double-buffered: a step
-//! params[1]     parameters, internal layout                    } writes the other copy and
-//!                                                                flips only if all finite
-//! grads         gradients, internal layout
-//! x             copy of the last forward's input, max_batch x d
+//! params[0..2]  parameters, internal layout (below)   } each double-buffered: a call
+//! grads[0..2]   gradients, internal layout            } writes the spare copy and makes
+//! x[0..2]       the kept forward's input, max_batch x d } it current only on success, so
+//!                                                          a refused call changes nothing
 //! h[l]          activations H_l, max_batch x ld_l, l = 1..k    (ld_l = h_l rounded up to 16)
 //! yhat          predictions, max_batch x m
 //! dy            dL/dYhat, max_batch x m
@@ -73,8 +72,8 @@ pub(crate) struct Plan {
     pub int_len: usize,
     /// Byte offsets of the sections.
     pub params: [usize; 2],
-    pub grads: usize,
-    pub x: usize,
+    pub grads: [usize; 2],
+    pub x: [usize; 2],
     pub h: [usize; MAX_HIDDEN],
     pub yhat: usize,
     pub dy: usize,
@@ -147,8 +146,11 @@ impl Plan {
         let max_ld = ld[..k].iter().copied().max().unwrap_or(PANEL);
         let mut c = Cursor(round_up(header_bytes, ALIGN)?);
         let params = [c.take_floats(int)?, c.take_floats(int)?];
-        let grads = c.take_floats(int)?;
-        let x = c.take_floats(mul(mb, cfg.inputs)?)?;
+        let grads = [c.take_floats(int)?, c.take_floats(int)?];
+        let x = [
+            c.take_floats(mul(mb, cfg.inputs)?)?,
+            c.take_floats(mul(mb, cfg.inputs)?)?,
+        ];
         let mut h = [0; MAX_HIDDEN];
         for l in 0..k {
             h[l] = c.take_floats(mul(mb, ld[l])?)?;
@@ -160,10 +162,6 @@ impl Plan {
             c.take_floats(mul(mb, max_ld)?)?,
         ];
         let part = c.take_floats(mul(mb, PANEL)?)?;
-        // The allocator cannot serve more than isize::MAX bytes.
-        if c.0 > isize::MAX as usize {
-            return Err(Error::InvalidConfig);
-        }
         Ok(Plan {
             inputs: cfg.inputs,
             outputs: cfg.outputs,
@@ -261,8 +259,10 @@ mod tests {
         let mut starts = vec![
             p.params[0],
             p.params[1],
-            p.grads,
-            p.x,
+            p.grads[0],
+            p.grads[1],
+            p.x[0],
+            p.x[1],
             p.yhat,
             p.dy,
             p.dz[0],
@@ -273,7 +273,7 @@ mod tests {
         assert!(starts.iter().all(|s| s % ALIGN == 0 && *s >= 100));
         starts.sort();
         starts.dedup();
-        assert_eq!(starts.len(), 11);
+        assert_eq!(starts.len(), 13);
         assert!(p.total >= *starts.last().unwrap());
     }
 
@@ -281,7 +281,7 @@ mod tests {
     fn overflowing_sizes_are_refused() {
         let cfg = Config::new(usize::MAX / 2, &[usize::MAX / 2], 1);
         assert_eq!(Plan::new(&cfg, 0).unwrap_err(), Error::InvalidConfig);
-        let cfg = Config::new(1 << 20, &[1 << 20], 1).max_batch(1 << 40);
+        let cfg = Config::new(1 << 20, &[1 << 20], 1).max_batch(1 << 45);
         assert_eq!(Plan::new(&cfg, 0).unwrap_err(), Error::InvalidConfig);
     }
 }

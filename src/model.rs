@@ -36,10 +36,20 @@ pub(crate) struct State {
     base: *mut u8,
     /// The layout to free with, when flowmlp allocated the arena.
     owned: Option<Layout>,
-    /// Which parameter buffer is current.
-    cur: usize,
-    /// Rows of the kept forward pass (in the arena's `x` copy); 0 when none.
+    /// Which copy of the parameters, gradients and kept input is current.
+    params: usize,
+    grads: usize,
+    x: usize,
+    /// Rows of the kept forward pass; 0 when none.
     fwd_n: usize,
+}
+
+impl State {
+    /// Pointer to the f32 section at byte offset `off`.
+    fn ptr(&self, off: usize) -> *mut f32 {
+        // SAFETY: every offset in the plan lies inside the arena.
+        unsafe { self.base.add(off) as *mut f32 }
+    }
 }
 
 /// A multilayer perceptron d -> h_1 .. h_k -> m with everything in one allocation.
@@ -90,8 +100,9 @@ impl Model {
     pub fn new(config: &Config) -> Result<Model, Error> {
         let kernels = kernels::select(config.isa)?;
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        // Sizes past isize::MAX fit size_t, but no allocator serves them.
         let layout =
-            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::InvalidConfig)?;
+            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
         // SAFETY: the layout has a non-zero size (the header alone is non-empty).
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
         if base.is_null() {
@@ -106,8 +117,9 @@ impl Model {
     #[cfg(test)]
     pub(crate) fn with_kernels(config: &Config, kernels: &'static Kernels) -> Result<Model, Error> {
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        // Sizes past isize::MAX fit size_t, but no allocator serves them.
         let layout =
-            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::InvalidConfig)?;
+            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
         // SAFETY: non-zero size, as in `new`.
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
         if base.is_null() {
@@ -136,7 +148,9 @@ impl Model {
             kernels,
             base,
             owned,
-            cur: 0,
+            params: 0,
+            grads: 0,
+            x: 0,
             fwd_n: 0,
         };
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
@@ -174,14 +188,9 @@ impl Model {
         unsafe { self.state.as_mut() }
     }
 
-    /// Pointer to the f32 section at byte offset `off`.
-    fn ptr(&self, off: usize) -> *mut f32 {
-        // SAFETY: every offset in the plan lies inside the arena.
-        unsafe { self.st().base.add(off) as *mut f32 }
-    }
-
     fn params_ptr(&self) -> *mut f32 {
-        self.ptr(self.st().plan.params[self.st().cur])
+        let s = self.st();
+        s.ptr(s.plan.params[s.params])
     }
 
     fn params(&self) -> &[f32] {
@@ -195,9 +204,9 @@ impl Model {
     }
 
     fn grads(&self) -> &[f32] {
-        let plan = &self.st().plan;
-        // SAFETY: the gradient buffer holds `int_len` floats.
-        unsafe { core::slice::from_raw_parts(self.ptr(plan.grads), plan.int_len) }
+        let s = self.st();
+        // SAFETY: the current gradient buffer holds `int_len` floats.
+        unsafe { core::slice::from_raw_parts(s.ptr(s.plan.grads[s.grads]), s.plan.int_len) }
     }
 
     /// The configuration the model was created with (`isa` resolved to the set in use).
@@ -248,54 +257,66 @@ impl Model {
     /// `y_out`, when given, receives the `n x m` predictions.
     pub fn forward(&mut self, x: &[f32], y_out: Option<&mut [f32]>) -> Result<(), Error> {
         let n = self.rows_of(x.len())?;
-        let m = self.st().plan.outputs;
+        let s = self.st();
+        let m = s.plan.outputs;
         if y_out.as_ref().is_some_and(|y| y.len() != n * m) {
             return Err(Error::InvalidArgument);
         }
-        if !self.all_finite(x) {
+        // Copy into the spare input buffer, checking as we go: the kept forward stays
+        // intact if x is refused.
+        let spare = 1 - s.x;
+        let xbuf = s.ptr(s.plan.x[spare]);
+        // SAFETY: the spare x section holds max_batch * d >= x.len() floats and does not
+        // overlap the caller's slice.
+        if !unsafe { (s.kernels.copy_finite)(x.as_ptr(), xbuf, x.len()) } {
             return Err(Error::NonFinite);
         }
-        let xbuf = self.ptr(self.st().plan.x);
-        // SAFETY: the arena's x section holds max_batch * d >= x.len() floats and does
-        // not overlap the caller's slice.
-        unsafe { core::ptr::copy_nonoverlapping(x.as_ptr(), xbuf, x.len()) };
         // SAFETY: x has been copied into the arena; n <= max_batch.
         unsafe { self.run_forward(xbuf, n) };
-        self.st_mut().fwd_n = n;
+        let st = self.st_mut();
+        st.x = spare;
+        st.fwd_n = n;
         if let Some(y) = y_out {
+            let s = self.st();
             // SAFETY: yhat holds n * m values just written.
-            let yhat = unsafe { core::slice::from_raw_parts(self.ptr(self.st().plan.yhat), n * m) };
+            let yhat = unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), n * m) };
             y.copy_from_slice(yhat);
         }
         Ok(())
     }
 
     /// Gradients of the loss of the kept forward against targets `y` (`n x m`);
-    /// returns the loss. Overwrites the gradients.
+    /// returns the loss. Replaces the gradients only on success.
     pub fn backward(&mut self, y: &[f32]) -> Result<f32, Error> {
-        let n = self.st().fwd_n;
+        let s = self.st();
+        let n = s.fwd_n;
         if n == 0 {
             return Err(Error::NoForward);
         }
-        if y.len() != n * self.st().plan.outputs {
+        if y.len() != n * s.plan.outputs {
             return Err(Error::InvalidArgument);
         }
         if !self.all_finite(y) {
             return Err(Error::NonFinite);
         }
-        let x = self.ptr(self.st().plan.x);
+        let x = s.ptr(s.plan.x[s.x]);
         // SAFETY: the kept forward's input and activations are in the arena for n rows.
-        unsafe { self.run_backward(x, n, y.as_ptr()) }
+        let loss = unsafe { self.run_backward(x, n, y.as_ptr())? };
+        let st = self.st_mut();
+        st.grads = 1 - st.grads;
+        Ok(loss)
     }
 
     /// Plain SGD: `theta <- theta - lr * grad`. Refused with `NonFinite`, changing
     /// nothing, when any updated parameter would not be finite. Drops the kept forward.
     pub fn step(&mut self, learning_rate: f32) -> Result<(), Error> {
         check_lr(learning_rate)?;
-        self.apply_sgd(learning_rate)
+        self.apply_sgd(learning_rate, self.st().grads)
     }
 
-    /// `forward` + `backward` + `step` on one batch, fused; returns the loss.
+    /// `forward` + `backward` + `step` on one batch, fused; returns the loss. On any
+    /// error parameters and gradients are unchanged; once the forward pass has run
+    /// (a non-finite loss or a refused update) the kept forward is gone.
     pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
         let n = self.rows_of(x.len())?;
         if y.len() != n * self.st().plan.outputs {
@@ -312,7 +333,10 @@ impl Model {
             self.run_forward(x.as_ptr(), n);
             self.run_backward(x.as_ptr(), n, y.as_ptr())?
         };
-        self.apply_sgd(learning_rate)?;
+        // The new gradients are in the spare buffer: step from there, keep them on success.
+        let spare = 1 - self.st().grads;
+        self.apply_sgd(learning_rate, spare)?;
+        self.st_mut().grads = spare;
         Ok(loss)
     }
 
@@ -351,20 +375,18 @@ impl Model {
         Ok(())
     }
 
-    fn apply_sgd(&mut self, lr: f32) -> Result<(), Error> {
-        let (plan, cur) = (self.st().plan, self.st().cur);
-        let (src, dst, g) = (
-            self.ptr(plan.params[cur]),
-            self.ptr(plan.params[1 - cur]),
-            self.ptr(plan.grads),
-        );
+    /// SGD from gradient buffer `g` into the spare parameters; flip if all finite.
+    fn apply_sgd(&mut self, lr: f32, g: usize) -> Result<(), Error> {
+        let s = self.st();
+        let (plan, cur) = (&s.plan, s.params);
+        let (src, dst) = (s.ptr(plan.params[cur]), s.ptr(plan.params[1 - cur]));
+        let g = s.ptr(plan.grads[g]);
         // SAFETY: the three buffers each hold int_len floats and are disjoint.
-        let ok = unsafe { (self.st().kernels.sgd)(src, g, dst, plan.int_len, lr) };
-        if !ok {
+        if !unsafe { (s.kernels.sgd)(src, g, dst, plan.int_len, lr) } {
             return Err(Error::NonFinite);
         }
         let s = self.st_mut();
-        s.cur = 1 - cur;
+        s.params = 1 - cur;
         s.fwd_n = 0;
         Ok(())
     }
@@ -373,12 +395,13 @@ impl Model {
     ///
     /// # Safety
     /// `x` is valid for `n * d` floats and `1 <= n <= max_batch`.
-    unsafe fn run_forward(&mut self, x: *const f32, n: usize) {
-        let (plan, k) = (self.st().plan, self.st().kernels);
+    unsafe fn run_forward(&self, x: *const f32, n: usize) {
+        let s = self.st();
+        let (plan, k) = (&s.plan, s.kernels);
         let p = self.params_ptr();
         let nh = plan.n_hidden;
         let out = plan.layers[nh];
-        let yhat = self.ptr(plan.yhat);
+        let yhat = s.ptr(plan.yhat);
         let fuse_head = plan.outputs == 1;
         let (mut a, mut lda) = (x, plan.inputs);
         // SAFETY (whole body): all offsets come from the plan and lie in the arena;
@@ -386,7 +409,7 @@ impl Model {
         unsafe {
             for l in 0..nh {
                 let lp = plan.layers[l];
-                let h = self.ptr(plan.h[l]);
+                let h = s.ptr(plan.h[l]);
                 let head_here = fuse_head && l + 1 == nh;
                 (k.dense_relu)(&DenseArgs {
                     a,
@@ -404,7 +427,7 @@ impl Model {
                     },
                     head_bias: if head_here { *p.add(out.b) } else { 0.0 },
                     yhat,
-                    part: self.ptr(plan.part),
+                    part: s.ptr(plan.part),
                 });
                 a = h;
                 lda = plan.ld[l];
@@ -431,28 +454,30 @@ impl Model {
     /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
     /// floats); `y` is valid for `n * m` floats.
     unsafe fn run_backward(
-        &mut self,
+        &self,
         x: *const f32,
         n: usize,
         y: *const f32,
     ) -> Result<f32, Error> {
-        let (plan, k) = (self.st().plan, self.st().kernels);
-        let (p, g) = (self.params_ptr(), self.ptr(plan.grads));
+        let s = self.st();
+        let (plan, k) = (&s.plan, s.kernels);
+        // Gradients go to the spare buffer; the caller makes it current on success.
+        let (p, g) = (self.params_ptr(), s.ptr(plan.grads[1 - s.grads]));
         let nh = plan.n_hidden;
         let m = plan.outputs;
         let out = plan.layers[nh];
-        let dy = self.ptr(plan.dy);
-        let dz = |l: usize| self.ptr(plan.dz[l % 2]);
+        let dy = s.ptr(plan.dy);
+        let dz = |l: usize| s.ptr(plan.dz[l % 2]);
         // SAFETY (whole body): all offsets come from the plan and lie in the arena;
         // every buffer is sized for max_batch >= n rows.
         unsafe {
-            let sum = (k.loss_grad)(self.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy);
+            let sum = (k.loss_grad)(s.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy);
             let loss = sum / n as f32;
             if !loss.is_finite() {
                 return Err(Error::NonFinite);
             }
             (k.head_backward)(&HeadBackArgs {
-                h: self.ptr(plan.h[nh - 1]),
+                h: s.ptr(plan.h[nh - 1]),
                 ld: plan.ld[nh - 1],
                 n,
                 wo: p.add(out.w),
@@ -467,7 +492,7 @@ impl Model {
                 let (a, lda) = if l == 0 {
                     (x, plan.inputs)
                 } else {
-                    (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
+                    (s.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
                 };
                 (k.weight_grad)(&WeightGradArgs {
                     a,

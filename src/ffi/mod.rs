@@ -262,7 +262,9 @@ pub unsafe extern "C" fn flowmlp_step(
 /// (before the step) to `*loss_out` when `loss_out` is not NULL.
 ///
 /// Errors: as `flowmlp_forward`, `flowmlp_backward` and `flowmlp_step`; on any error
-/// the parameters and gradients are unchanged. The kept forward is not kept.
+/// the parameters and gradients are unchanged. This call keeps no forward for
+/// `flowmlp_backward`, and once its own forward pass has run (a refusal for a
+/// non-finite loss or update) an earlier kept forward is gone too.
 ///
 /// # Safety
 /// Every pointer is NULL or valid for the sizes stated above; a model handle comes

@@ -559,6 +559,37 @@ pub(crate) unsafe fn all_finite<S: Simd>(s: S, p: *const f32, len: usize) -> boo
     }
 }
 
+/// # Safety
+/// `src` and `dst` are valid for `len` floats and do not overlap.
+#[inline(always)]
+pub(crate) unsafe fn copy_finite<S: Simd>(
+    s: S,
+    src: *const f32,
+    dst: *mut f32,
+    len: usize,
+) -> bool {
+    let zero = s.zero();
+    let mut bad = s.zero();
+    let mut t = 0;
+    // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
+    unsafe {
+        while t + S::LANES <= len {
+            let v = s.load(src.add(t));
+            bad = s.fmadd(v, zero, bad);
+            s.store(dst.add(t), v);
+            t += S::LANES;
+        }
+        let mut ok = s.hsum(bad) == 0.0;
+        while t < len {
+            let v = *src.add(t);
+            ok &= v.is_finite();
+            *dst.add(t) = v;
+            t += 1;
+        }
+        ok
+    }
+}
+
 /// Define a kernel set's `#[target_feature]` entry points and its `KERNELS` table.
 /// `$token` must be a `Simd` type with an `unsafe fn assume()` constructor; `attrs`
 /// are put on every entry point (the ISA's `#[target_feature]`).
@@ -585,6 +616,7 @@ macro_rules! simd_kernel_set {
             loss_grad,
             sgd,
             all_finite,
+            copy_finite,
         };
 
         // SAFETY (every entry point below): the functions are reachable only through
@@ -623,6 +655,10 @@ macro_rules! simd_kernel_set {
         $(#[$attr])*
         unsafe fn all_finite(p: *const f32, len: usize) -> bool {
             unsafe { generic::all_finite::<$tok>(<$tok>::assume(), p, len) }
+        }
+        $(#[$attr])*
+        unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {
+            unsafe { generic::copy_finite::<$tok>(<$tok>::assume(), src, dst, len) }
         }
     };
 }

@@ -125,6 +125,8 @@ pub(crate) struct Kernels {
     pub sgd: unsafe fn(*const f32, *const f32, *mut f32, usize, f32) -> bool,
     /// True when all `len` values are finite.
     pub all_finite: unsafe fn(*const f32, usize) -> bool,
+    /// Copy `len` values from the first pointer to the second; true when all finite.
+    pub copy_finite: unsafe fn(*const f32, *mut f32, usize) -> bool,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

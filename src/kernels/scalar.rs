@@ -15,6 +15,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     loss_grad,
     sgd,
     all_finite,
+    copy_finite,
 };
 
 /// ReLU with ReLU'(0) = 0; NaN maps to 0 as `max(z, 0)` does in the SIMD sets.
@@ -190,4 +191,19 @@ unsafe fn all_finite(p: *const f32, len: usize) -> bool {
     unsafe { core::slice::from_raw_parts(p, len) }
         .iter()
         .all(|v| v.is_finite())
+}
+
+/// # Safety
+/// `src` and `dst` are valid for `len` values and do not overlap.
+unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {
+    let mut ok = true;
+    for t in 0..len {
+        // SAFETY: t < len.
+        unsafe {
+            let v = *src.add(t);
+            ok &= v.is_finite();
+            *dst.add(t) = v;
+        }
+    }
+    ok
 }
