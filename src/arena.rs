@@ -14,6 +14,7 @@
 //! dy            dL/dYhat, max_batch x m
 //! dz[0], dz[1]  masked gradients dZ of two adjacent layers, max_batch x max ld_l
 //! part          partial sums of the m = 1 head across weight chunks, max_batch x 16
+//! pack          packed columns of a layer's input for the weight gradients
 //! ```
 //!
 //! Internal parameter layout. A hidden layer with `in` inputs and `out` units keeps
@@ -79,6 +80,7 @@ pub(crate) struct Plan {
     pub dy: usize,
     pub dz: [usize; 2],
     pub part: usize,
+    pub pack: usize,
     /// Total bytes of the arena.
     pub total: usize,
 }
@@ -162,6 +164,16 @@ impl Plan {
             c.take_floats(mul(mb, max_ld)?)?,
         ];
         let part = c.take_floats(mul(mb, PANEL)?)?;
+        let mut pack_len = 0;
+        for lp in &layers[..k] {
+            if crate::kernels::should_pack(mb, lp.panels) {
+                pack_len = pack_len.max(mul(
+                    crate::kernels::pack_rows(lp.inputs).min(mb),
+                    lp.inputs,
+                )?);
+            }
+        }
+        let pack = c.take_floats(pack_len)?;
         Ok(Plan {
             inputs: cfg.inputs,
             outputs: cfg.outputs,
@@ -179,6 +191,7 @@ impl Plan {
             dy,
             dz,
             part,
+            pack,
             total: c.0,
         })
     }

@@ -101,8 +101,7 @@ impl Model {
         let kernels = kernels::select(config.isa)?;
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
         // Sizes past isize::MAX fit size_t, but no allocator serves them.
-        let layout =
-            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
+        let layout = Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
         // SAFETY: the layout has a non-zero size (the header alone is non-empty).
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
         if base.is_null() {
@@ -118,8 +117,7 @@ impl Model {
     pub(crate) fn with_kernels(config: &Config, kernels: &'static Kernels) -> Result<Model, Error> {
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
         // Sizes past isize::MAX fit size_t, but no allocator serves them.
-        let layout =
-            Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
+        let layout = Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
         // SAFETY: non-zero size, as in `new`.
         let base = unsafe { std::alloc::alloc_zeroed(layout) };
         if base.is_null() {
@@ -453,12 +451,7 @@ impl Model {
     /// # Safety
     /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
     /// floats); `y` is valid for `n * m` floats.
-    unsafe fn run_backward(
-        &self,
-        x: *const f32,
-        n: usize,
-        y: *const f32,
-    ) -> Result<f32, Error> {
+    unsafe fn run_backward(&self, x: *const f32, n: usize, y: *const f32) -> Result<f32, Error> {
         let s = self.st();
         let (plan, k) = (&s.plan, s.kernels);
         // Gradients go to the spare buffer; the caller makes it current on success.
@@ -503,6 +496,7 @@ impl Model {
                     panels: lp.panels,
                     gw: g.add(lp.w),
                     gb: g.add(lp.b),
+                    pack: s.ptr(plan.pack),
                 });
                 if l > 0 {
                     (k.input_grad)(&InputGradArgs {

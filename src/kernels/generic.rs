@@ -267,7 +267,9 @@ pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) {
 }
 
 /// Outputs `c0..c0+G`: their weight gradients, and their share of `dH`, accumulated in
-/// `dz` across groups and masked by `[H > 0]` after the last group.
+/// `dz` across groups and masked by `[H > 0]` after the last group. Rows go in
+/// blocks of 8 so that H and dZ are read along their rows, with the weight-gradient
+/// sums of a block kept in registers.
 #[inline(always)]
 unsafe fn head_backward_group<S: Simd, const G: usize>(
     s: S,
@@ -276,51 +278,111 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
     first: bool,
     last: bool,
 ) {
+    const RB: usize = 8;
     let vecs = a.ld / S::LANES;
     // SAFETY (whole body): jv * LANES < ld, i < n, c0 + t < m.
     unsafe {
-        for jv in 0..vecs {
-            let col = jv * S::LANES;
-            let wo: [S::V; G] = core::array::from_fn(|t| s.load(a.wo.add((c0 + t) * a.ld + col)));
-            let mut gacc = [s.zero(); G];
-            for i in 0..a.n {
-                let h = s.load(a.h.add(i * a.ld + col));
-                let dz = a.dz.add(i * a.ld + col);
-                let mut dh = if first { s.zero() } else { s.load(dz) };
-                for t in 0..G {
-                    let dy = s.splat(*a.dy.add(i * a.m + c0 + t));
-                    gacc[t] = s.fmadd(dy, h, gacc[t]);
-                    dh = s.fmadd(dy, wo[t], dh);
+        let mut i0 = 0;
+        while i0 < a.n {
+            let i1 = (i0 + RB).min(a.n);
+            for jv in 0..vecs {
+                let col = jv * S::LANES;
+                let gw: [*mut f32; G] = core::array::from_fn(|t| a.gwo.add((c0 + t) * a.ld + col));
+                let wo: [S::V; G] =
+                    core::array::from_fn(|t| s.load(a.wo.add((c0 + t) * a.ld + col)));
+                let mut gacc: [S::V; G] =
+                    core::array::from_fn(|t| if i0 == 0 { s.zero() } else { s.load(gw[t]) });
+                for i in i0..i1 {
+                    let h = s.load(a.h.add(i * a.ld + col));
+                    let dz = a.dz.add(i * a.ld + col);
+                    let mut dh = if first { s.zero() } else { s.load(dz) };
+                    for t in 0..G {
+                        let dy = s.splat(*a.dy.add(i * a.m + c0 + t));
+                        gacc[t] = s.fmadd(dy, h, gacc[t]);
+                        dh = s.fmadd(dy, wo[t], dh);
+                    }
+                    s.store(dz, if last { s.select_pos(h, dh) } else { dh });
                 }
-                s.store(dz, if last { s.select_pos(h, dh) } else { dh });
+                for t in 0..G {
+                    s.store(gw[t], gacc[t]);
+                }
             }
-            for (t, g) in gacc.iter().enumerate() {
-                s.store(a.gwo.add((c0 + t) * a.ld + col), *g);
-            }
+            i0 = i1;
         }
     }
 }
 
 /// # Safety
-/// The pointers in `a` are valid for the sizes it states. `KR <= 8`.
+/// The pointers in `a` are valid for the sizes it states (`a.pack`, when non-null,
+/// for `pack_rows(k).min(n) * k` floats). `KR <= 8`.
 #[inline(always)]
 pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, const NV1: usize>(
     s: S,
     a: &WeightGradArgs,
 ) {
     let np = NV / NV1;
-    let mut p = 0;
-    while p < a.panels {
-        // SAFETY: panels p.. exist; rows and columns are bounded by n and k.
+    let pack = !a.pack.is_null() && super::should_pack(a.n, a.panels);
+    let block = if pack { super::pack_rows(a.k) } else { a.n };
+    let mut i0 = 0;
+    while i0 < a.n {
+        let rows = block.min(a.n - i0);
+        let blk = RowBlock {
+            i0,
+            rows,
+            pack,
+            first: i0 == 0,
+        };
+        // SAFETY: rows i0..i0 + rows exist; the pack buffer holds rows * k floats.
         unsafe {
-            if p + np <= a.panels {
-                weight_grad_panels::<S, KR, NV, NV1>(s, a, p);
-                p += np;
-            } else {
-                weight_grad_panels::<S, KR, NV1, NV1>(s, a, p);
-                p += 1;
+            if pack {
+                pack_columns::<KR>(a, i0, rows);
+            }
+            let mut p = 0;
+            while p < a.panels {
+                if p + np <= a.panels {
+                    weight_grad_panels::<S, KR, NV, NV1>(s, a, p, &blk);
+                    p += np;
+                } else {
+                    weight_grad_panels::<S, KR, NV1, NV1>(s, a, p, &blk);
+                    p += 1;
+                }
             }
         }
+        i0 += rows;
+    }
+}
+
+/// A block of rows of the reduction over the batch.
+struct RowBlock {
+    i0: usize,
+    rows: usize,
+    /// Whether A's columns are packed (see `pack_columns`).
+    pack: bool,
+    /// The first block stores the gradients; later ones add to them.
+    first: bool,
+}
+
+/// Copy rows `i0..i0+rows` of A into `a.pack` by blocks of `KR` columns (the last
+/// block narrower), each block row-major, so that a tile reads its `KR` values of a
+/// row from one short contiguous run instead of one cache line per row.
+///
+/// # Safety
+/// As `weight_grad`, with the pack buffer non-null.
+#[inline(always)]
+unsafe fn pack_columns<const KR: usize>(a: &WeightGradArgs, i0: usize, rows: usize) {
+    let mut k0 = 0;
+    while k0 < a.k {
+        let w = KR.min(a.k - k0);
+        // SAFETY: block k0 starts at k0 * rows in the pack buffer and holds rows * w
+        // floats; the source rows and columns are inside A.
+        unsafe {
+            let dst = a.pack.add(k0 * rows);
+            for i in 0..rows {
+                let src = a.a.add((i0 + i) * a.lda + k0);
+                core::ptr::copy_nonoverlapping(src, dst.add(i * w), w);
+            }
+        }
+        k0 += w;
     }
 }
 
@@ -329,36 +391,57 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
     s: S,
     a: &WeightGradArgs,
     p: usize,
+    blk: &RowBlock,
 ) {
+    // Where row i0 of the column block at k0 starts, and the stride between rows.
+    let src = |k0: usize, w: usize| {
+        if blk.pack {
+            // SAFETY: inside the pack buffer (see pack_columns).
+            (unsafe { a.pack.add(k0 * blk.rows) } as *const f32, w)
+        } else {
+            // SAFETY: inside A.
+            (unsafe { a.a.add(blk.i0 * a.lda + k0) }, a.lda)
+        }
+    };
     let mut k0 = 0;
     // SAFETY (whole body): k0 + rows <= k; panels p..p + NV/NV1 exist.
     unsafe {
         while k0 + KR <= a.k {
-            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0);
+            let (ap, stride) = src(k0, KR);
+            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0, blk, ap, stride);
             k0 += KR;
         }
-        // The remainder rows share a tile with the bias row (a column of ones).
-        with_rem!(a.k - k0, |R| wg_tile::<S, R, NV, NV1, true>(s, a, p, k0));
+        // The remainder rows share a tile with the bias row (the sum of dZ).
+        let rem = a.k - k0;
+        let (ap, stride) = src(k0, rem);
+        with_rem!(rem, |R| wg_tile::<S, R, NV, NV1, true>(
+            s, a, p, k0, blk, ap, stride
+        ));
     }
 }
 
 /// Rows `k0..k0+R` of `gW^T` for the NV vectors at panel `p`, and with `BIAS` the
-/// bias gradient of those columns.
+/// bias gradient of those columns, summed over the rows of `blk`. `ap` points at
+/// A's value for the block's first row and column `k0`; rows are `stride` apart.
 #[inline(always)]
 unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, const BIAS: bool>(
     s: S,
     a: &WeightGradArgs,
     p: usize,
     k0: usize,
+    blk: &RowBlock,
+    ap: *const f32,
+    stride: usize,
 ) {
     let ld = a.panels * PANEL;
     let mut acc = [[s.zero(); NV]; R];
     let mut bacc = [s.zero(); NV];
-    // SAFETY (whole body): i < n, k0 + r < k, and the NV vectors lie in panels p..
+    // SAFETY (whole body): rows of the block, k0 + r < k, and the NV vectors in
+    // panels p.. are inside dZ, A (or the pack), gW and gb.
     unsafe {
-        let mut dz = a.dz.add(p * PANEL);
-        let mut ar = a.a.add(k0);
-        for _ in 0..a.n {
+        let mut dz = a.dz.add(blk.i0 * ld + p * PANEL);
+        let mut ar = ap;
+        for _ in 0..blk.rows {
             let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(v * S::LANES)));
             for r in 0..R {
                 let x = s.splat(*ar.add(r));
@@ -372,17 +455,21 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
                 }
             }
             dz = dz.add(ld);
-            ar = ar.add(a.lda);
+            ar = ar.add(stride);
         }
+        let put = |at: *mut f32, v: S::V| {
+            let v = if blk.first { v } else { s.add(s.load(at), v) };
+            s.store(at, v);
+        };
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
                 let off = (p + v / NV1) * a.k * PANEL + (k0 + r) * PANEL + (v % NV1) * S::LANES;
-                s.store(a.gw.add(off), *x);
+                put(a.gw.add(off), *x);
             }
         }
         if BIAS {
             for (v, x) in bacc.iter().enumerate() {
-                s.store(a.gb.add(p * PANEL + v * S::LANES), *x);
+                put(a.gb.add(p * PANEL + v * S::LANES), *x);
             }
         }
     }

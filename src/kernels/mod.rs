@@ -95,6 +95,19 @@ pub(crate) struct WeightGradArgs {
     pub panels: usize,
     pub gw: *mut f32,
     pub gb: *mut f32,
+    /// Scratch for packed columns of A (`pack_rows(k).min(n) * k` floats), or null.
+    pub pack: *mut f32,
+}
+
+/// Rows of A a weight-gradient kernel packs and reduces at a time: about 128 KiB,
+/// which stays in L2 while every panel of dZ passes over it.
+pub(crate) fn pack_rows(k: usize) -> usize {
+    (32 * 1024 / k.max(1)).clamp(32, 1024)
+}
+
+/// Whether packing pays: enough rows to amortise it, and enough panels reusing it.
+pub(crate) fn should_pack(n: usize, panels: usize) -> bool {
+    n >= 32 && panels >= 4
 }
 
 /// The masked gradient of the layer below: `dzp = (dZ W) * [Hp > 0]`, where `Hp` are

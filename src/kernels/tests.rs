@@ -225,6 +225,8 @@ fn course_and_benchmark_shapes_match_the_reference() {
             (64, vec![256], 1, 64),
             (64, vec![256, 256], 4, 16),
             (100, vec![520], 1, 20),
+            // Several packed row blocks of the weight gradients (pack_rows(300) = 109).
+            (300, vec![70, 65], 2, 150),
         ] {
             compare(
                 name,
