@@ -106,6 +106,29 @@ extern "C" {
 enum flowmlp_status flowmlp_create(const struct flowmlp_config *config,
                                    struct flowmlp_model **out_model);
 
+// Bytes of memory `flowmlp_create_in` needs for a model with `*config` (header,
+// parameters, gradients, activations and scratch: the model's whole footprint);
+// 0 for a NULL or invalid config, or one whose size overflows `size_t`.
+//
+// # Safety
+// `config` is NULL or points to a `flowmlp_config`.
+size_t flowmlp_arena_size(const struct flowmlp_config *config);
+
+// Create a model inside caller-owned memory, for programs that must not call malloc:
+// the whole model, handle included, lives in `memory[0..size]`, which must be 64-byte
+// aligned and at least `flowmlp_arena_size(config)` bytes (INVALID_ARGUMENT
+// otherwise), must stay valid and untouched by the caller while the model lives, and
+// is the caller's to free after `flowmlp_destroy` (which frees nothing for such a
+// model). Nothing is allocated. On success `*out_model` receives the handle.
+//
+// # Safety
+// `memory` is valid for reading and writing `size` bytes; the other pointers as for
+// `flowmlp_create`.
+enum flowmlp_status flowmlp_create_in(const struct flowmlp_config *config,
+                                      void *memory,
+                                      size_t size,
+                                      struct flowmlp_model **out_model);
+
 // Free a model and everything it owns. NULL is a no-op. The handle must not be used
 // afterwards, nor concurrently with this call.
 //

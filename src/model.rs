@@ -127,6 +127,36 @@ impl Model {
         Ok(unsafe { Model::init_at(base, Some(layout), plan, *config, kernels) })
     }
 
+    /// Bytes of the one allocation a model with `config` needs (the header included),
+    /// for `Model::new_in`. Alignment: 64 bytes.
+    pub fn arena_size_for(config: &Config) -> Result<usize, Error> {
+        Ok(Plan::new(config, core::mem::size_of::<State>())?.total)
+    }
+
+    /// Build a model inside caller-owned memory: the whole model, header included,
+    /// lives in `memory[..size]` and dropping it frees nothing.
+    ///
+    /// Refuses memory that is not 64-byte aligned or smaller than
+    /// `arena_size_for(config)` with `InvalidArgument`.
+    ///
+    /// # Safety
+    /// `memory` is valid for reads and writes of `size` bytes, is used by nothing else
+    /// while the model lives, and outlives it.
+    pub unsafe fn new_in(config: &Config, memory: *mut u8, size: usize) -> Result<Model, Error> {
+        let kernels = kernels::select(config.isa)?;
+        let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        if memory.is_null() {
+            return Err(Error::NullPointer);
+        }
+        if (memory as usize) % ALIGN != 0 || size < plan.total {
+            return Err(Error::InvalidArgument);
+        }
+        // SAFETY: the caller guarantees `size >= plan.total` writable bytes.
+        unsafe { core::ptr::write_bytes(memory, 0, plan.total) };
+        // SAFETY: zeroed, aligned, large enough, and exclusively ours (caller's promise).
+        Ok(unsafe { Model::init_at(memory, None, plan, *config, kernels) })
+    }
+
     /// Write the header and the initial parameters into zeroed memory.
     ///
     /// # Safety

@@ -153,6 +153,55 @@ pub unsafe extern "C" fn flowmlp_create(
     })
 }
 
+/// Bytes of memory `flowmlp_create_in` needs for a model with `*config` (header,
+/// parameters, gradients, activations and scratch: the model's whole footprint);
+/// 0 for a NULL or invalid config, or one whose size overflows `size_t`.
+///
+/// # Safety
+/// `config` is NULL or points to a `flowmlp_config`.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_arena_size(config: *const flowmlp_config) -> usize {
+    ffi_value!(0, {
+        if config.is_null() {
+            return 0;
+        }
+        // SAFETY: non-null; the caller guarantees it points to a flowmlp_config.
+        let cfg = unsafe { *config }.to_config();
+        cfg.and_then(|c| Model::arena_size_for(&c)).unwrap_or(0)
+    })
+}
+
+/// Create a model inside caller-owned memory, for programs that must not call malloc:
+/// the whole model, handle included, lives in `memory[0..size]`, which must be 64-byte
+/// aligned and at least `flowmlp_arena_size(config)` bytes (INVALID_ARGUMENT
+/// otherwise), must stay valid and untouched by the caller while the model lives, and
+/// is the caller's to free after `flowmlp_destroy` (which frees nothing for such a
+/// model). Nothing is allocated. On success `*out_model` receives the handle.
+///
+/// # Safety
+/// `memory` is valid for reading and writing `size` bytes; the other pointers as for
+/// `flowmlp_create`.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_create_in(
+    config: *const flowmlp_config,
+    memory: *mut core::ffi::c_void,
+    size: usize,
+    out_model: *mut *mut flowmlp_model,
+) -> flowmlp_status {
+    ffi_status!({
+        let config = non_null!(config);
+        let out_model = non_null!(out_model);
+        let memory = non_null!(memory);
+        // SAFETY: non-null; the caller guarantees it points to a flowmlp_config.
+        let cfg = unsafe { *config }.to_config()?;
+        // SAFETY: the caller guarantees `size` bytes at `memory`, exclusively for the model.
+        let model = unsafe { Model::new_in(&cfg, memory as *mut u8, size) }?;
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
+        Ok(())
+    })
+}
+
 /// Free a model and everything it owns. NULL is a no-op. The handle must not be used
 /// afterwards, nor concurrently with this call.
 ///
