@@ -24,7 +24,7 @@ use crate::arena::{Plan, ALIGN};
 use crate::config::{Config, Isa};
 use crate::init;
 use crate::kernels::WeightGradArgs;
-use crate::kernels::{self, DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
+use crate::kernels::{self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
 use crate::Error;
 
 /// The header at the start of the arena.
@@ -329,7 +329,7 @@ impl Model {
         }
         let x = s.ptr(s.plan.x[s.x]);
         // SAFETY: the kept forward's input and activations are in the arena for n rows.
-        let loss = unsafe { self.run_backward(x, n, y.as_ptr())? };
+        let loss = unsafe { self.run_backward(x, n, y.as_ptr(), None)? };
         let st = self.st_mut();
         st.grads = 1 - st.grads;
         Ok(loss)
@@ -359,12 +359,13 @@ impl Model {
         // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
         let loss = unsafe {
             self.run_forward(x.as_ptr(), n);
-            self.run_backward(x.as_ptr(), n, y.as_ptr())?
+            // SGD is applied as each gradient is produced, into the spare parameters.
+            self.run_backward(x.as_ptr(), n, y.as_ptr(), Some(learning_rate))?
         };
-        // The new gradients are in the spare buffer: step from there, keep them on success.
-        let spare = 1 - self.st().grads;
-        self.apply_sgd(learning_rate, spare)?;
-        self.st_mut().grads = spare;
+        // Every new value was finite: make the new gradients and parameters current.
+        let s = self.st_mut();
+        s.grads = 1 - s.grads;
+        s.params = 1 - s.params;
         Ok(loss)
     }
 
@@ -481,11 +482,26 @@ impl Model {
     /// # Safety
     /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
     /// floats); `y` is valid for `n * m` floats.
-    unsafe fn run_backward(&self, x: *const f32, n: usize, y: *const f32) -> Result<f32, Error> {
+    unsafe fn run_backward(
+        &self,
+        x: *const f32,
+        n: usize,
+        y: *const f32,
+        sgd: Option<f32>,
+    ) -> Result<f32, Error> {
         let s = self.st();
         let (plan, k) = (&s.plan, s.kernels);
         // Gradients go to the spare buffer; the caller makes it current on success.
-        let (p, g) = (self.params_ptr(), s.ptr(plan.grads[1 - s.grads]));
+        let gbuf = plan.grads[1 - s.grads];
+        let (p, g) = (self.params_ptr(), s.ptr(gbuf));
+        // With `sgd`, the update goes into the spare parameters as gradients are made.
+        let off = |buf: usize| (buf as isize - gbuf as isize) / 4;
+        let fused = sgd.map(|lr| Fused {
+            lr,
+            cur: off(plan.params[s.params]),
+            next: off(plan.params[1 - s.params]),
+        });
+        let mut ok = true;
         let nh = plan.n_hidden;
         let m = plan.outputs;
         let out = plan.layers[nh];
@@ -499,7 +515,7 @@ impl Model {
             if !loss.is_finite() {
                 return Err(Error::NonFinite);
             }
-            (k.head_backward)(&HeadBackArgs {
+            ok &= (k.head_backward)(&HeadBackArgs {
                 h: s.ptr(plan.h[nh - 1]),
                 ld: plan.ld[nh - 1],
                 n,
@@ -509,6 +525,7 @@ impl Model {
                 gwo: g.add(out.w),
                 gbo: g.add(out.b),
                 dz: dz(nh - 1),
+                fused,
             });
             for l in (0..nh).rev() {
                 let lp = plan.layers[l];
@@ -517,7 +534,7 @@ impl Model {
                 } else {
                     (s.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
                 };
-                (k.weight_grad)(&WeightGradArgs {
+                ok &= (k.weight_grad)(&WeightGradArgs {
                     a,
                     lda,
                     n,
@@ -527,6 +544,7 @@ impl Model {
                     gw: g.add(lp.w),
                     gb: g.add(lp.b),
                     pack: s.ptr(plan.pack),
+                    fused,
                 });
                 if l > 0 {
                     (k.input_grad)(&InputGradArgs {
@@ -541,8 +559,20 @@ impl Model {
                     });
                 }
             }
-            Ok(loss)
+            if ok {
+                Ok(loss)
+            } else {
+                Err(Error::NonFinite)
+            }
         }
+    }
+
+    /// Visit the parameters in the flat layout without copying them all out.
+    pub(crate) fn visit_params(&self, mut f: impl FnMut(usize, f32)) {
+        let p = self.params();
+        self.st()
+            .plan
+            .for_each_index(|flat, int, _, _| f(flat, p[int]));
     }
 }
 

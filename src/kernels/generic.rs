@@ -21,7 +21,46 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd::Simd;
-use super::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, WeightGradArgs, PANEL};
+use super::{DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, WeightGradArgs, PANEL};
+
+/// Store gradient vector `g` at `at`; with a fused SGD step also store the updated
+/// parameters at `at + next` and fold their finiteness into `bad` (which stays zero
+/// while every value is finite: x * 0 is NaN for x = inf or NaN).
+///
+/// # Safety
+/// `at`, and with `fused` `at + cur` and `at + next`, are valid for LANES floats.
+#[inline(always)]
+unsafe fn put_grad<S: Simd>(s: S, at: *mut f32, g: S::V, fused: Option<Fused>, bad: &mut S::V) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        s.store(at, g);
+        if let Some(f) = fused {
+            let v = s.fnmadd(s.splat(f.lr), g, s.load(at.offset(f.cur)));
+            s.store(at.offset(f.next), v);
+            *bad = s.fmadd(v, s.zero(), *bad);
+        }
+    }
+}
+
+/// Scalar counterpart of `put_grad`; returns whether the update is finite.
+///
+/// # Safety
+/// As `put_grad`, for one float.
+#[inline(always)]
+unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        *at = g;
+        match fused {
+            None => true,
+            Some(f) => {
+                let v = *at.offset(f.cur) - f.lr * g;
+                *at.offset(f.next) = v;
+                v.is_finite()
+            }
+        }
+    }
+}
 
 /// Bytes of weights a chunk of panels may take, so that it stays in L1 while every
 /// block of rows streams past it.
@@ -244,14 +283,16 @@ pub(crate) unsafe fn head_forward<S: Simd>(s: S, a: &HeadArgs) {
 /// # Safety
 /// The pointers in `a` are valid for the sizes it states; `ld` is a multiple of LANES.
 #[inline(always)]
-pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) {
+pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) -> bool {
+    let mut bad = s.zero();
+    let mut ok = true;
     let mut c0 = 0;
     while c0 < a.m {
         let g = (a.m - c0).min(4);
         let (first, last) = (c0 == 0, c0 + g == a.m);
         // SAFETY: outputs c0..c0+g exist.
         with_rows!(g, |G| unsafe {
-            head_backward_group::<S, G>(s, a, c0, first, last)
+            head_backward_group::<S, G>(s, a, c0, first, last, &mut bad)
         });
         c0 += g;
     }
@@ -262,8 +303,9 @@ pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) {
             sum += unsafe { *a.dy.add(i * a.m + c) };
         }
         // SAFETY: c < m.
-        unsafe { *a.gbo.add(c) = sum };
+        ok &= unsafe { put_grad1(a.gbo.add(c), sum, a.fused) };
     }
+    ok && s.hsum(bad) == 0.0
 }
 
 /// Outputs `c0..c0+G`: their weight gradients, and their share of `dH`, accumulated in
@@ -277,6 +319,7 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
     c0: usize,
     first: bool,
     last: bool,
+    bad: &mut S::V,
 ) {
     const RB: usize = 8;
     let vecs = a.ld / S::LANES;
@@ -303,8 +346,10 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
                     }
                     s.store(dz, if last { s.select_pos(h, dh) } else { dh });
                 }
+                // Final only after the last row block; the fused step applies then.
+                let fused = if i1 == a.n { a.fused } else { None };
                 for t in 0..G {
-                    s.store(gw[t], gacc[t]);
+                    put_grad(s, gw[t], gacc[t], fused, bad);
                 }
             }
             i0 = i1;
@@ -319,8 +364,9 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
 pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, const NV1: usize>(
     s: S,
     a: &WeightGradArgs,
-) {
+) -> bool {
     let np = NV / NV1;
+    let mut bad = s.zero();
     let pack = !a.pack.is_null() && super::should_pack(a.n, a.panels);
     let block = if pack { super::pack_rows(a.k) } else { a.n };
     let mut i0 = 0;
@@ -331,6 +377,7 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
             rows,
             pack,
             first: i0 == 0,
+            fused: if i0 + rows == a.n { a.fused } else { None },
         };
         // SAFETY: rows i0..i0 + rows exist; the pack buffer holds rows * k floats.
         unsafe {
@@ -340,16 +387,17 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
             let mut p = 0;
             while p < a.panels {
                 if p + np <= a.panels {
-                    weight_grad_panels::<S, KR, NV, NV1>(s, a, p, &blk);
+                    weight_grad_panels::<S, KR, NV, NV1>(s, a, p, &blk, &mut bad);
                     p += np;
                 } else {
-                    weight_grad_panels::<S, KR, NV1, NV1>(s, a, p, &blk);
+                    weight_grad_panels::<S, KR, NV1, NV1>(s, a, p, &blk, &mut bad);
                     p += 1;
                 }
             }
         }
         i0 += rows;
     }
+    s.hsum(bad) == 0.0
 }
 
 /// A block of rows of the reduction over the batch.
@@ -360,6 +408,8 @@ struct RowBlock {
     pack: bool,
     /// The first block stores the gradients; later ones add to them.
     first: bool,
+    /// The fused step, on the last block only (when the gradients are final).
+    fused: Option<Fused>,
 }
 
 /// Copy rows `i0..i0+rows` of A into `a.pack` by blocks of `KR` columns (the last
@@ -392,6 +442,7 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
     a: &WeightGradArgs,
     p: usize,
     blk: &RowBlock,
+    bad: &mut S::V,
 ) {
     // Where row i0 of the column block at k0 starts, and the stride between rows.
     let src = |k0: usize, w: usize| {
@@ -408,14 +459,14 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
     unsafe {
         while k0 + KR <= a.k {
             let (ap, stride) = src(k0, KR);
-            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0, blk, ap, stride);
+            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0, blk, ap, stride, bad);
             k0 += KR;
         }
         // The remainder rows share a tile with the bias row (the sum of dZ).
         let rem = a.k - k0;
         let (ap, stride) = src(k0, rem);
         with_rem!(rem, |R| wg_tile::<S, R, NV, NV1, true>(
-            s, a, p, k0, blk, ap, stride
+            s, a, p, k0, blk, ap, stride, bad
         ));
     }
 }
@@ -432,6 +483,7 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
     blk: &RowBlock,
     ap: *const f32,
     stride: usize,
+    bad: &mut S::V,
 ) {
     let ld = a.panels * PANEL;
     let mut acc = [[s.zero(); NV]; R];
@@ -457,9 +509,9 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
             dz = dz.add(ld);
             ar = ar.add(stride);
         }
-        let put = |at: *mut f32, v: S::V| {
+        let mut put = |at: *mut f32, v: S::V| {
             let v = if blk.first { v } else { s.add(s.load(at), v) };
-            s.store(at, v);
+            put_grad(s, at, v, blk.fused, bad);
         };
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
@@ -720,11 +772,11 @@ macro_rules! simd_kernel_set {
             unsafe { generic::head_forward::<$tok>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
-        unsafe fn head_backward(a: &HeadBackArgs) {
+        unsafe fn head_backward(a: &HeadBackArgs) -> bool {
             unsafe { generic::head_backward::<$tok>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
-        unsafe fn weight_grad(a: &WeightGradArgs) {
+        unsafe fn weight_grad(a: &WeightGradArgs) -> bool {
             unsafe { generic::weight_grad::<$tok, $kr, $nvw, $nv1>(<$tok>::assume(), a) }
         }
         $(#[$attr])*

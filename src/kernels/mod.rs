@@ -65,6 +65,17 @@ pub(crate) struct HeadArgs {
     pub yhat: *mut f32,
 }
 
+/// The SGD step fused into the gradient kernels (`train_step` with plain SGD): each
+/// gradient value `g` stored at `q` also writes `q[next] = q[cur] - lr * g`, where
+/// `cur` and `next` are the float offsets from the gradient buffer to the current and
+/// the spare parameter buffer (same internal layout).
+#[derive(Clone, Copy)]
+pub(crate) struct Fused {
+    pub lr: f32,
+    pub cur: isize,
+    pub next: isize,
+}
+
 /// The output layer's backward from `dy = dL/dYhat`:
 /// `gwo[c] = sum_i dy[i][c] H[i]`, `gbo[c] = sum_i dy[i][c]`, and the masked
 /// `dz[i] = (sum_c dy[i][c] wo[c]) * [H[i] > 0]` of the top hidden layer.
@@ -82,6 +93,7 @@ pub(crate) struct HeadBackArgs {
     pub gbo: *mut f32,
     /// `n x ld` (padding written as zero).
     pub dz: *mut f32,
+    pub fused: Option<Fused>,
 }
 
 /// A hidden layer's parameter gradients from its masked `dZ` (`n x panels*PANEL`):
@@ -97,6 +109,7 @@ pub(crate) struct WeightGradArgs {
     pub gb: *mut f32,
     /// Scratch for packed columns of A (`pack_rows(k).min(n) * k` floats), or null.
     pub pack: *mut f32,
+    pub fused: Option<Fused>,
 }
 
 /// Rows of A a weight-gradient kernel packs and reduces at a time: about 128 KiB,
@@ -129,8 +142,10 @@ pub(crate) struct Kernels {
     pub isa: Isa,
     pub dense_relu: unsafe fn(&DenseArgs),
     pub head_forward: unsafe fn(&HeadArgs),
-    pub head_backward: unsafe fn(&HeadBackArgs),
-    pub weight_grad: unsafe fn(&WeightGradArgs),
+    /// With `fused`, false when an updated parameter is not finite.
+    pub head_backward: unsafe fn(&HeadBackArgs) -> bool,
+    /// With `fused`, false when an updated parameter is not finite.
+    pub weight_grad: unsafe fn(&WeightGradArgs) -> bool,
     pub input_grad: unsafe fn(&InputGradArgs),
     /// `dy = scale * (yhat - y)` over `len` values; returns `sum (yhat - y)^2`.
     pub loss_grad: unsafe fn(*const f32, *const f32, usize, f32, *mut f32) -> f32,

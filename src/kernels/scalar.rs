@@ -2,7 +2,9 @@
 //! the internal layout. Every other set is tested against it, and it is tested
 //! against f64 finite differences.
 
-use super::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs, PANEL};
+use super::{
+    DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs, PANEL,
+};
 use crate::config::Isa;
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -78,9 +80,30 @@ unsafe fn head_forward(a: &HeadArgs) {
     }
 }
 
+/// Store gradient `g` at `at`, and with a fused step the updated parameter; false
+/// when that parameter is not finite.
+///
+/// # Safety
+/// `at`, and with `fused` `at + cur` and `at + next`, are valid.
+unsafe fn put(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        *at = g;
+        match fused {
+            None => true,
+            Some(f) => {
+                let v = *at.offset(f.cur) - f.lr * g;
+                *at.offset(f.next) = v;
+                v.is_finite()
+            }
+        }
+    }
+}
+
 /// # Safety
 /// The pointers in `a` are valid for the sizes it states.
-unsafe fn head_backward(a: &HeadBackArgs) {
+unsafe fn head_backward(a: &HeadBackArgs) -> bool {
+    let mut ok = true;
     // SAFETY (whole body): every index is below the sizes `a` states: i < n,
     // c < m, j < ld.
     unsafe {
@@ -89,13 +112,13 @@ unsafe fn head_backward(a: &HeadBackArgs) {
             for i in 0..a.n {
                 sb += *a.dy.add(i * a.m + c);
             }
-            *a.gbo.add(c) = sb;
+            ok &= put(a.gbo.add(c), sb, a.fused);
             for j in 0..a.ld {
                 let mut s = 0.0f32;
                 for i in 0..a.n {
                     s += *a.dy.add(i * a.m + c) * *a.h.add(i * a.ld + j);
                 }
-                *a.gwo.add(c * a.ld + j) = s;
+                ok &= put(a.gwo.add(c * a.ld + j), s, a.fused);
             }
         }
         for i in 0..a.n {
@@ -109,12 +132,14 @@ unsafe fn head_backward(a: &HeadBackArgs) {
             }
         }
     }
+    ok
 }
 
 /// # Safety
 /// The pointers in `a` are valid for the sizes it states.
-unsafe fn weight_grad(a: &WeightGradArgs) {
+unsafe fn weight_grad(a: &WeightGradArgs) -> bool {
     let ld = a.panels * PANEL;
+    let mut ok = true;
     // SAFETY (whole body): i < n, j < ld, k < a.k stay inside A, dZ, gW and gb.
     unsafe {
         for j in 0..ld {
@@ -122,16 +147,17 @@ unsafe fn weight_grad(a: &WeightGradArgs) {
             for i in 0..a.n {
                 sb += *a.dz.add(i * ld + j);
             }
-            *a.gb.add(j) = sb;
+            ok &= put(a.gb.add(j), sb, a.fused);
             for k in 0..a.k {
                 let mut s = 0.0f32;
                 for i in 0..a.n {
                     s += *a.a.add(i * a.lda + k) * *a.dz.add(i * ld + j);
                 }
-                *a.gw.add(panel_index(j, k, a.k)) = s;
+                ok &= put(a.gw.add(panel_index(j, k, a.k)), s, a.fused);
             }
         }
     }
+    ok
 }
 
 /// # Safety
