@@ -39,6 +39,7 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 #endif
 
 #define MAXP 4096 /* largest parameter count of the models below */
+#define NSTATUS 12 /* status values 0..NSTATUS-1 exist */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -54,6 +55,8 @@ static const char *status_name(int s) {
         "FLOWMLP_ERROR_NON_FINITE",
         "FLOWMLP_ERROR_UNSUPPORTED_ISA",
         "FLOWMLP_ERROR_INTERNAL",
+        "FLOWMLP_ERROR_BAD_CHECKPOINT",
+        "FLOWMLP_ERROR_IO",
     };
     return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "(unknown status)";
 }
@@ -219,7 +222,7 @@ static double ref_loss(const flowmlp_config *c, const double *theta, const float
 
 static void test_info(void) {
     int s, i, j;
-    const char *msgs[10];
+    const char *msgs[NSTATUS];
     const char *unknown[4];
     const char *v = flowmlp_version();
     printf("flowmlp_version() = %s\n", v ? v : "(null)");
@@ -238,22 +241,24 @@ static void test_info(void) {
     CHECK_EQ_INT(FLOWMLP_ERROR_NON_FINITE, 7);
     CHECK_EQ_INT(FLOWMLP_ERROR_UNSUPPORTED_ISA, 8);
     CHECK_EQ_INT(FLOWMLP_ERROR_INTERNAL, 9);
+    CHECK_EQ_INT(FLOWMLP_ERROR_BAD_CHECKPOINT, 10);
+    CHECK_EQ_INT(FLOWMLP_ERROR_IO, 11);
     CHECK_EQ_INT(FLOWMLP_MAX_HIDDEN, 8);
     /* A non-empty, distinct sentence for every status; one for unknown values too. */
-    for (s = 0; s <= 9; ++s) {
+    for (s = 0; s < NSTATUS; ++s) {
         msgs[s] = flowmlp_status_message(s);
         CHECK_STR(msgs[s]);
     }
-    for (i = 0; i <= 9; ++i)
-        for (j = i + 1; j <= 9; ++j)
+    for (i = 0; i < NSTATUS; ++i)
+        for (j = i + 1; j < NSTATUS; ++j)
             CHECK(msgs[i] && msgs[j] && strcmp(msgs[i], msgs[j]) != 0);
-    unknown[0] = flowmlp_status_message(10);
+    unknown[0] = flowmlp_status_message(NSTATUS);
     unknown[1] = flowmlp_status_message(-1);
     unknown[2] = flowmlp_status_message(1000);
     unknown[3] = flowmlp_status_message(INT32_MIN);
     for (i = 0; i < 4; ++i) {
         CHECK_STR(unknown[i]);
-        for (s = 0; s <= 9; ++s) CHECK(unknown[i] && msgs[s] && strcmp(unknown[i], msgs[s]) != 0);
+        for (s = 0; s < NSTATUS; ++s) CHECK(unknown[i] && msgs[s] && strcmp(unknown[i], msgs[s]) != 0);
     }
     printf("flowmlp_status_message(7) = \"%s\"\n", msgs[7] ? msgs[7] : "(null)");
     /* Kernel sets. */

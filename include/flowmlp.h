@@ -51,6 +51,12 @@ typedef enum flowmlp_status {
   FLOWMLP_ERROR_UNSUPPORTED_ISA = 8,
   // An internal error (a bug in flowmlp); the model was not changed.
   FLOWMLP_ERROR_INTERNAL = 9,
+  // A checkpoint is truncated, corrupted (CRC-32 mismatch), of an unknown format
+  // version, describes an impossible model, or holds non-finite parameters.
+  FLOWMLP_ERROR_BAD_CHECKPOINT = 10,
+  // A checkpoint file could not be created, written, synced, renamed or read; a
+  // failed `flowmlp_save_file` leaves any previous file at the path intact.
+  FLOWMLP_ERROR_IO = 11,
 } flowmlp_status;
 
 // Kernel sets, for `flowmlp_config.isa`.
@@ -248,6 +254,77 @@ const char *flowmlp_status_message(int status);
 
 // The library version, e.g. "0.1.0" (a static string).
 const char *flowmlp_version(void);
+
+// Bytes of `model`'s checkpoint, for the buffer of `flowmlp_save`; 0 for NULL.
+//
+// # Safety
+// `model` is NULL or a live handle, not being changed by another thread.
+size_t flowmlp_save_size(const struct flowmlp_model *model);
+
+// Write `model`'s checkpoint into `buf[0..cap]`: a versioned, little-endian format
+// (the same bytes on every platform and kernel set: topology, flat parameters,
+// optimizer state, CRC-32), `flowmlp_save_size(model)` bytes long. On success
+// `*written` receives that length when `written` is not NULL.
+//
+// Errors: NULL `model` or `buf`; `cap` < `flowmlp_save_size(model)`
+// (INVALID_ARGUMENT; nothing written). Reads the model only and allocates nothing.
+//
+// # Safety
+// `buf` is NULL or valid for writing `cap` bytes; `written` is NULL or writable;
+// `model` is NULL or a live handle, not being changed by another thread.
+enum flowmlp_status flowmlp_save(const struct flowmlp_model *model,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *written);
+
+// Create a model from a checkpoint written by `flowmlp_save` (`buf[0..len]`), with
+// room for `max_batch` rows and kernel set `isa` (a `flowmlp_isa` value; a
+// checkpoint loads under any set). The parameters come back bit for bit; gradients
+// are zero and there is no kept forward. On success `*out_model` receives a handle
+// owned by the caller (free it with `flowmlp_destroy`); on error it is not written.
+// `buf` is only read, and may be freed after the call. Allocates the model, like
+// `flowmlp_create`.
+//
+// Errors: NULL `buf` or `out_model`; `max_batch` 0 or an unknown `isa` value
+// (INVALID_ARGUMENT); truncated, corrupted (CRC-32), another format version, an
+// impossible topology or non-finite parameters (BAD_CHECKPOINT, found before
+// anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
+// INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
+//
+// # Safety
+// `buf` is NULL or valid for reading `len` bytes; `out_model` is NULL or writable.
+enum flowmlp_status flowmlp_load(const uint8_t *buf,
+                                 size_t len,
+                                 uint32_t max_batch,
+                                 uint32_t isa,
+                                 struct flowmlp_model **out_model);
+
+// Save `model`'s checkpoint (as `flowmlp_save`) to the file `path`, atomically: it
+// is written to a temporary file in the same directory, synced, renamed over
+// `path`, and the directory is synced, so a crash, a full disk or an error at any
+// point leaves a previous file at `path` intact (a crash may leave a
+// `.<name>.*.tmp` file behind).
+//
+// Errors: NULL `model` or `path`; the file cannot be created, written, synced or
+// renamed (IO). Unlike the other calls on a model this one allocates (the bytes and
+// the temporary file's name). Reads the model only.
+//
+// # Safety
+// `path` is NULL or a NUL-terminated string; `model` is NULL or a live handle, not
+// being changed by another thread.
+enum flowmlp_status flowmlp_save_file(const struct flowmlp_model *model, const char *path);
+
+// `flowmlp_load` from the file `path`. The file is read only as far as its header
+// justifies. Errors: as `flowmlp_load`, plus NULL `path`, and IO when the file
+// cannot be opened or read (a file too short, too long or inconsistent with its
+// header is BAD_CHECKPOINT).
+//
+// # Safety
+// `path` is NULL or a NUL-terminated string; `out_model` is NULL or writable.
+enum flowmlp_status flowmlp_load_file(const char *path,
+                                      uint32_t max_batch,
+                                      uint32_t isa,
+                                      struct flowmlp_model **out_model);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,7 +10,8 @@ pub enum Error {
     NullPointer,
     /// The configuration has a zero dimension, too many hidden layers, or sizes that overflow.
     InvalidConfig,
-    /// A length, batch size of zero, or learning rate is not acceptable.
+    /// A length, batch size of zero, learning rate, or caller buffer (too small,
+    /// misaligned) is not acceptable.
     InvalidArgument,
     /// More rows than the model's `max_batch`.
     BatchTooLarge,
@@ -24,6 +25,11 @@ pub enum Error {
     UnsupportedIsa,
     /// A bug in flowmlp (for example a caught panic).
     Internal,
+    /// A checkpoint is truncated, corrupted (its CRC-32 does not match), of an unknown
+    /// format version, describes an impossible model, or holds non-finite parameters.
+    BadCheckpoint,
+    /// A checkpoint file could not be created, written, synced, renamed or read.
+    Io,
 }
 
 impl Error {
@@ -40,7 +46,7 @@ impl Error {
                 c"invalid configuration: a zero dimension, more than 8 hidden layers, an unknown isa value, or sizes that overflow"
             }
             Error::InvalidArgument => {
-                c"invalid argument: a wrong length, zero rows, or a negative or non-finite learning rate"
+                c"invalid argument: a wrong length, zero rows, a negative or non-finite learning rate, or a buffer too small or misaligned"
             }
             Error::BatchTooLarge => c"the batch has more rows than the model's max_batch",
             Error::OutOfMemory => c"the model's memory could not be allocated",
@@ -50,6 +56,12 @@ impl Error {
             }
             Error::UnsupportedIsa => c"the requested kernel set is not supported on this CPU",
             Error::Internal => c"internal error in flowmlp (please report it)",
+            Error::BadCheckpoint => {
+                c"bad checkpoint: truncated, corrupted, an unknown format version, an impossible topology, or non-finite parameters"
+            }
+            Error::Io => {
+                c"the checkpoint file could not be written or read (the previous file, if any, is intact)"
+            }
         }
     }
 }

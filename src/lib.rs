@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod arena;
+mod checkpoint;
 mod config;
 mod error;
 pub mod ffi;

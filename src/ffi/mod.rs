@@ -482,3 +482,164 @@ pub extern "C" fn flowmlp_version() -> *const c_char {
     const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
     V.as_ptr() as *const c_char
 }
+
+/// Bytes of `model`'s checkpoint, for the buffer of `flowmlp_save`; 0 for NULL.
+///
+/// # Safety
+/// `model` is NULL or a live handle, not being changed by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_save_size(model: *const flowmlp_model) -> usize {
+    ffi_value!(0, {
+        // SAFETY: the caller passes a live handle or NULL.
+        unsafe { borrow(model) }.map_or(0, |m| m.save_size())
+    })
+}
+
+/// Write `model`'s checkpoint into `buf[0..cap]`: a versioned, little-endian format
+/// (the same bytes on every platform and kernel set: topology, flat parameters,
+/// optimizer state, CRC-32), `flowmlp_save_size(model)` bytes long. On success
+/// `*written` receives that length when `written` is not NULL.
+///
+/// Errors: NULL `model` or `buf`; `cap` < `flowmlp_save_size(model)`
+/// (INVALID_ARGUMENT; nothing written). Reads the model only and allocates nothing.
+///
+/// # Safety
+/// `buf` is NULL or valid for writing `cap` bytes; `written` is NULL or writable;
+/// `model` is NULL or a live handle, not being changed by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_save(
+    model: *const flowmlp_model,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        let buf = non_null!(buf);
+        // SAFETY: the caller guarantees `cap` writable bytes at `buf`.
+        let n = m.save(unsafe { core::slice::from_raw_parts_mut(buf, cap) })?;
+        if !written.is_null() {
+            // SAFETY: non-null; the caller guarantees it is writable.
+            unsafe { *written = n };
+        }
+        Ok(())
+    })
+}
+
+/// An isa argument from C: a `flowmlp_isa` value, or INVALID_ARGUMENT.
+fn isa_arg(isa: u32) -> Result<Isa, Error> {
+    Isa::from_u32(isa).ok_or(Error::InvalidArgument)
+}
+
+/// Create a model from a checkpoint written by `flowmlp_save` (`buf[0..len]`), with
+/// room for `max_batch` rows and kernel set `isa` (a `flowmlp_isa` value; a
+/// checkpoint loads under any set). The parameters come back bit for bit; gradients
+/// are zero and there is no kept forward. On success `*out_model` receives a handle
+/// owned by the caller (free it with `flowmlp_destroy`); on error it is not written.
+/// `buf` is only read, and may be freed after the call. Allocates the model, like
+/// `flowmlp_create`.
+///
+/// Errors: NULL `buf` or `out_model`; `max_batch` 0 or an unknown `isa` value
+/// (INVALID_ARGUMENT); truncated, corrupted (CRC-32), another format version, an
+/// impossible topology or non-finite parameters (BAD_CHECKPOINT, found before
+/// anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
+/// INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
+///
+/// # Safety
+/// `buf` is NULL or valid for reading `len` bytes; `out_model` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_load(
+    buf: *const u8,
+    len: usize,
+    max_batch: u32,
+    isa: u32,
+    out_model: *mut *mut flowmlp_model,
+) -> flowmlp_status {
+    ffi_status!({
+        let buf = non_null!(buf);
+        let out_model = non_null!(out_model);
+        let isa = isa_arg(isa)?;
+        // SAFETY: the caller guarantees `len` readable bytes at `buf`.
+        let bytes = unsafe { core::slice::from_raw_parts(buf, len) };
+        let model = Model::load(bytes, max_batch as usize, isa)?;
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
+        Ok(())
+    })
+}
+
+/// A path from C: the bytes of a NUL-terminated string (UTF-8 where the platform's
+/// paths are Unicode; INVALID_ARGUMENT otherwise).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a std::path::Path, Error> {
+    let path = non_null!(path);
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let bytes = unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        core::str::from_utf8(bytes)
+            .map(std::path::Path::new)
+            .map_err(|_| Error::InvalidArgument)
+    }
+}
+
+/// Save `model`'s checkpoint (as `flowmlp_save`) to the file `path`, atomically: it
+/// is written to a temporary file in the same directory, synced, renamed over
+/// `path`, and the directory is synced, so a crash, a full disk or an error at any
+/// point leaves a previous file at `path` intact (a crash may leave a
+/// `.<name>.*.tmp` file behind).
+///
+/// Errors: NULL `model` or `path`; the file cannot be created, written, synced or
+/// renamed (IO). Unlike the other calls on a model this one allocates (the bytes and
+/// the temporary file's name). Reads the model only.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `model` is NULL or a live handle, not
+/// being changed by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_save_file(
+    model: *const flowmlp_model,
+    path: *const c_char,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        // SAFETY: the caller passes a NUL-terminated string or NULL.
+        let path = unsafe { path_arg(path) }?;
+        m.save_file(path)
+    })
+}
+
+/// `flowmlp_load` from the file `path`. The file is read only as far as its header
+/// justifies. Errors: as `flowmlp_load`, plus NULL `path`, and IO when the file
+/// cannot be opened or read (a file too short, too long or inconsistent with its
+/// header is BAD_CHECKPOINT).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `out_model` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_load_file(
+    path: *const c_char,
+    max_batch: u32,
+    isa: u32,
+    out_model: *mut *mut flowmlp_model,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a NUL-terminated string or NULL.
+        let path = unsafe { path_arg(path) }?;
+        let out_model = non_null!(out_model);
+        let isa = isa_arg(isa)?;
+        let model = Model::load_file(path, max_batch as usize, isa)?;
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
+        Ok(())
+    })
+}

@@ -30,6 +30,12 @@ pub enum flowmlp_status {
     FLOWMLP_ERROR_UNSUPPORTED_ISA = 8,
     /// An internal error (a bug in flowmlp); the model was not changed.
     FLOWMLP_ERROR_INTERNAL = 9,
+    /// A checkpoint is truncated, corrupted (CRC-32 mismatch), of an unknown format
+    /// version, describes an impossible model, or holds non-finite parameters.
+    FLOWMLP_ERROR_BAD_CHECKPOINT = 10,
+    /// A checkpoint file could not be created, written, synced, renamed or read; a
+    /// failed `flowmlp_save_file` leaves any previous file at the path intact.
+    FLOWMLP_ERROR_IO = 11,
 }
 
 impl From<Error> for flowmlp_status {
@@ -44,12 +50,14 @@ impl From<Error> for flowmlp_status {
             Error::NonFinite => flowmlp_status::FLOWMLP_ERROR_NON_FINITE,
             Error::UnsupportedIsa => flowmlp_status::FLOWMLP_ERROR_UNSUPPORTED_ISA,
             Error::Internal => flowmlp_status::FLOWMLP_ERROR_INTERNAL,
+            Error::BadCheckpoint => flowmlp_status::FLOWMLP_ERROR_BAD_CHECKPOINT,
+            Error::Io => flowmlp_status::FLOWMLP_ERROR_IO,
         }
     }
 }
 
 /// Errors in status order (index = status value - 1).
-const ERRORS: [Error; 9] = [
+const ERRORS: [Error; 11] = [
     Error::NullPointer,
     Error::InvalidConfig,
     Error::InvalidArgument,
@@ -59,6 +67,8 @@ const ERRORS: [Error; 9] = [
     Error::NonFinite,
     Error::UnsupportedIsa,
     Error::Internal,
+    Error::BadCheckpoint,
+    Error::Io,
 ];
 
 /// NUL-terminated message for a status value; unknown values get a sentence too.
