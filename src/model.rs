@@ -23,8 +23,12 @@ use std::alloc::Layout;
 use crate::arena::{Plan, ALIGN};
 use crate::config::{Config, Isa};
 use crate::init;
+use crate::kernels::row::{RowCtx, RowTrain};
 use crate::kernels::WeightGradArgs;
 use crate::kernels::{self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
+
+/// A kernel set's one-row train step.
+type TrainRowFn = unsafe fn(&RowCtx, &RowTrain) -> (f32, bool);
 use crate::Error;
 
 /// The header at the start of the arena.
@@ -266,6 +270,10 @@ impl Model {
     /// Rows of `x` (`n x d`), checked against `max_batch`.
     fn rows_of(&self, x_len: usize) -> Result<usize, Error> {
         let d = self.st().plan.inputs;
+        // One row is the embedded loop's case: skip the division.
+        if x_len == d {
+            return Ok(1);
+        }
         if x_len == 0 || !x_len.is_multiple_of(d) {
             return Err(Error::InvalidArgument);
         }
@@ -277,6 +285,10 @@ impl Model {
     }
 
     fn all_finite(&self, v: &[f32]) -> bool {
+        // A few values are checked faster here than through a kernel call.
+        if v.len() <= 8 {
+            return v.iter().all(|x| x.is_finite());
+        }
         // SAFETY: the slice is valid for its length.
         unsafe { (self.st().kernels.all_finite)(v.as_ptr(), v.len()) }
     }
@@ -356,6 +368,9 @@ impl Model {
         }
         // The activations are overwritten from here on, and they belong to the caller's x.
         self.st_mut().fwd_n = 0;
+        if let (1, Some(row)) = (n, self.st().kernels.train_row) {
+            return self.train_row(row, x, y, learning_rate);
+        }
         // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
         let loss = unsafe {
             self.run_forward(x.as_ptr(), n);
@@ -363,6 +378,38 @@ impl Model {
             self.run_backward(x.as_ptr(), n, y.as_ptr(), Some(learning_rate))?
         };
         // Every new value was finite: make the new gradients and parameters current.
+        let s = self.st_mut();
+        s.grads = 1 - s.grads;
+        s.params = 1 - s.params;
+        Ok(loss)
+    }
+
+    /// `train_step` for one row through the ISA's one-call row kernel.
+    fn train_row(&mut self, row: TrainRowFn, x: &[f32], y: &[f32], lr: f32) -> Result<f32, Error> {
+        let s = self.st();
+        let plan = &s.plan;
+        let gbuf = plan.grads[1 - s.grads];
+        let off = |buf: usize| (buf as isize - gbuf as isize) / 4;
+        let ctx = RowCtx {
+            plan,
+            base: s.base,
+            params: self.params_ptr(),
+            x: x.as_ptr(),
+        };
+        let train = RowTrain {
+            y: y.as_ptr(),
+            grads: s.ptr(gbuf),
+            fused: Some(Fused {
+                lr,
+                cur: off(plan.params[s.params]),
+                next: off(plan.params[1 - s.params]),
+            }),
+        };
+        // SAFETY: the arena is live, x holds one row and y its m targets (checked).
+        let (loss, ok) = unsafe { row(&ctx, &train) };
+        if !ok {
+            return Err(Error::NonFinite);
+        }
         let s = self.st_mut();
         s.grads = 1 - s.grads;
         s.params = 1 - s.params;
@@ -428,6 +475,18 @@ impl Model {
         let s = self.st();
         let (plan, k) = (&s.plan, s.kernels);
         let p = self.params_ptr();
+        if let (1, Some(row)) = (n, k.forward_row) {
+            // SAFETY: the arena is live and x holds one row.
+            unsafe {
+                row(&RowCtx {
+                    plan,
+                    base: s.base,
+                    params: p,
+                    x,
+                })
+            };
+            return;
+        }
         let nh = plan.n_hidden;
         let out = plan.layers[nh];
         let yhat = s.ptr(plan.yhat);

@@ -76,6 +76,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(h, _mm256_setzero_ps()), v) }
     }
     #[inline(always)]
+    fn or(self, a: __m256, b: __m256) -> __m256 {
+        unsafe { _mm256_or_ps(a, b) }
+    }
+    #[inline(always)]
     fn hsum(self, a: __m256) -> f32 {
         unsafe {
             let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
@@ -93,5 +97,6 @@ super::generic::simd_kernel_set! {
     dense: (6, 2),
     weight_grad: (6, 2),
     input_grad: (2, 3),
+        row: 4,
     panel_vectors: 2,
 }

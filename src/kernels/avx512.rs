@@ -76,6 +76,15 @@ impl Simd for Avx512 {
         unsafe { _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(h, _mm512_setzero_ps()), v) }
     }
     #[inline(always)]
+    fn or(self, a: __m512, b: __m512) -> __m512 {
+        unsafe {
+            _mm512_castsi512_ps(_mm512_or_si512(
+                _mm512_castps_si512(a),
+                _mm512_castps_si512(b),
+            ))
+        }
+    }
+    #[inline(always)]
     fn hsum(self, a: __m512) -> f32 {
         unsafe { _mm512_reduce_add_ps(a) }
     }
@@ -88,5 +97,6 @@ super::generic::simd_kernel_set! {
     dense: (8, 2),
     weight_grad: (8, 2),
     input_grad: (4, 4),
+        row: 2,
     panel_vectors: 1,
 }

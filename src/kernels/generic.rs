@@ -24,20 +24,26 @@ use super::simd::Simd;
 use super::{DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, WeightGradArgs, PANEL};
 
 /// Store gradient vector `g` at `at`; with a fused SGD step also store the updated
-/// parameters at `at + next` and fold their finiteness into `bad` (which stays zero
-/// while every value is finite: x * 0 is NaN for x = inf or NaN).
+/// parameters at `at + next` and fold their finiteness into the marker `bad` (see
+/// `Simd::mark`).
 ///
 /// # Safety
 /// `at`, and with `fused` `at + cur` and `at + next`, are valid for LANES floats.
 #[inline(always)]
-unsafe fn put_grad<S: Simd>(s: S, at: *mut f32, g: S::V, fused: Option<Fused>, bad: &mut S::V) {
+pub(crate) unsafe fn put_grad<S: Simd>(
+    s: S,
+    at: *mut f32,
+    g: S::V,
+    fused: Option<Fused>,
+    bad: &mut S::V,
+) {
     // SAFETY: the caller's contract.
     unsafe {
         s.store(at, g);
         if let Some(f) = fused {
             let v = s.fnmadd(s.splat(f.lr), g, s.load(at.offset(f.cur)));
             s.store(at.offset(f.next), v);
-            *bad = s.fmadd(v, s.zero(), *bad);
+            *bad = s.mark(*bad, v);
         }
     }
 }
@@ -47,7 +53,7 @@ unsafe fn put_grad<S: Simd>(s: S, at: *mut f32, g: S::V, fused: Option<Fused>, b
 /// # Safety
 /// As `put_grad`, for one float.
 #[inline(always)]
-unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
+pub(crate) unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
         *at = g;
@@ -653,15 +659,14 @@ pub(crate) unsafe fn sgd<S: Simd>(
     lr: f32,
 ) -> bool {
     let lrv = s.splat(lr);
-    // Stays zero while every result is finite: x * 0 is NaN for x = inf or NaN.
+    // The non-finite marker (see `Simd::mark`).
     let mut bad = s.zero();
-    let zero = s.zero();
     let mut t = 0;
     // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
     unsafe {
         while t + S::LANES <= len {
             let v = s.fnmadd(lrv, s.load(g.add(t)), s.load(p.add(t)));
-            bad = s.fmadd(v, zero, bad);
+            bad = s.mark(bad, v);
             s.store(out.add(t), v);
             t += S::LANES;
         }
@@ -680,13 +685,12 @@ pub(crate) unsafe fn sgd<S: Simd>(
 /// `p` is valid for `len` floats.
 #[inline(always)]
 pub(crate) unsafe fn all_finite<S: Simd>(s: S, p: *const f32, len: usize) -> bool {
-    let zero = s.zero();
     let mut bad = s.zero();
     let mut t = 0;
     // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
     unsafe {
         while t + S::LANES <= len {
-            bad = s.fmadd(s.load(p.add(t)), zero, bad);
+            bad = s.mark(bad, s.load(p.add(t)));
             t += S::LANES;
         }
         let mut ok = s.hsum(bad) == 0.0;
@@ -707,14 +711,13 @@ pub(crate) unsafe fn copy_finite<S: Simd>(
     dst: *mut f32,
     len: usize,
 ) -> bool {
-    let zero = s.zero();
     let mut bad = s.zero();
     let mut t = 0;
     // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
     unsafe {
         while t + S::LANES <= len {
             let v = s.load(src.add(t));
-            bad = s.fmadd(v, zero, bad);
+            bad = s.mark(bad, v);
             s.store(dst.add(t), v);
             t += S::LANES;
         }
@@ -739,10 +742,12 @@ macro_rules! simd_kernel_set {
         token: $tok:ty,
         dense: ($mr:literal, $nv:literal),
         weight_grad: ($kr:literal, $nvw:literal),
-        input_grad: ($ri:literal, $ci:literal),
+                input_grad: ($ri:literal, $ci:literal),
+        row: $nvr:literal,
         panel_vectors: $nv1:literal $(,)?
     ) => {
         use $crate::kernels::generic;
+        use $crate::kernels::row::{self, RowCtx, RowTrain};
         use $crate::kernels::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs};
 
         pub(crate) static KERNELS: Kernels = Kernels {
@@ -755,7 +760,9 @@ macro_rules! simd_kernel_set {
             loss_grad,
             sgd,
             all_finite,
-            copy_finite,
+                        copy_finite,
+            forward_row: Some(forward_row),
+            train_row: Some(train_row),
         };
 
         // SAFETY (every entry point below): the functions are reachable only through
@@ -794,6 +801,14 @@ macro_rules! simd_kernel_set {
         $(#[$attr])*
         unsafe fn all_finite(p: *const f32, len: usize) -> bool {
             unsafe { generic::all_finite::<$tok>(<$tok>::assume(), p, len) }
+        }
+                $(#[$attr])*
+        unsafe fn forward_row(c: &RowCtx) {
+            unsafe { row::forward_row::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
+        }
+        $(#[$attr])*
+        unsafe fn train_row(c: &RowCtx, t: &RowTrain) -> (f32, bool) {
+            unsafe { row::train_row::<$tok, $nvr, $nv1, $ri, $ci>(<$tok>::assume(), c, t) }
         }
         $(#[$attr])*
         unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {

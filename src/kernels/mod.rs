@@ -18,6 +18,7 @@ mod avx512;
 mod generic;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub(crate) mod row;
 pub(crate) mod scalar;
 mod simd;
 #[cfg(test)]
@@ -155,6 +156,10 @@ pub(crate) struct Kernels {
     pub all_finite: unsafe fn(*const f32, usize) -> bool,
     /// Copy `len` values from the first pointer to the second; true when all finite.
     pub copy_finite: unsafe fn(*const f32, *mut f32, usize) -> bool,
+    /// The forward pass of one row in one call (`None`: use the layer kernels).
+    pub forward_row: Option<unsafe fn(&row::RowCtx)>,
+    /// The train step of one row in one call: loss, and whether all was finite.
+    pub train_row: Option<unsafe fn(&row::RowCtx, &row::RowTrain) -> (f32, bool)>,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

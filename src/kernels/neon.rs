@@ -76,6 +76,15 @@ impl Simd for Neon {
         unsafe { vreinterpretq_f32_u32(vandq_u32(vcgtzq_f32(h), vreinterpretq_u32_f32(v))) }
     }
     #[inline(always)]
+    fn or(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        unsafe {
+            vreinterpretq_f32_u32(vorrq_u32(
+                vreinterpretq_u32_f32(a),
+                vreinterpretq_u32_f32(b),
+            ))
+        }
+    }
+    #[inline(always)]
     fn hsum(self, a: float32x4_t) -> f32 {
         unsafe { vaddvq_f32(a) }
     }
@@ -88,5 +97,6 @@ super::generic::simd_kernel_set! {
     dense: (6, 4),
     weight_grad: (6, 4),
     input_grad: (2, 3),
+        row: 8,
     panel_vectors: 4,
 }

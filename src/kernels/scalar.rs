@@ -18,6 +18,9 @@ pub(crate) static KERNELS: Kernels = Kernels {
     sgd,
     all_finite,
     copy_finite,
+    // The reference runs one row through the layer kernels.
+    forward_row: None,
+    train_row: None,
 };
 
 /// ReLU with ReLU'(0) = 0; NaN maps to 0 as `max(z, 0)` does in the SIMD sets.

@@ -34,6 +34,17 @@ pub(crate) trait Simd: Copy {
     fn select_pos(self, h: Self::V, v: Self::V) -> Self::V;
     /// Sum of the lanes.
     fn hsum(self, a: Self::V) -> f32;
+    /// Bitwise or.
+    fn or(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// Fold `v` into a non-finite marker: `acc | (v - v)` stays all-zero bits while
+    /// every value is finite (x - x is +0), and becomes NaN once one is not; `hsum`
+    /// of the marker is then 0 or NaN. Independent subtractions and a one-cycle `or`
+    /// keep the check off the critical path.
+    #[inline(always)]
+    fn mark(self, acc: Self::V, v: Self::V) -> Self::V {
+        self.or(acc, self.sub(v, v))
+    }
 }
 
 /// Portable vectors of N lanes, used by unit tests to run the generic bodies with the
@@ -99,6 +110,9 @@ pub(crate) mod emulated {
         }
         fn hsum(self, a: [f32; N]) -> f32 {
             a.iter().sum()
+        }
+        fn or(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
+            map(|i| f32::from_bits(a[i].to_bits() | b[i].to_bits()))
         }
     }
 }

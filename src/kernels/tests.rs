@@ -25,6 +25,7 @@ mod emu4 {
         dense: (6, 4),
         weight_grad: (6, 4),
         input_grad: (2, 3),
+        row: 8,
         panel_vectors: 4,
     }
 }
@@ -36,6 +37,7 @@ mod emu8 {
         dense: (6, 2),
         weight_grad: (6, 2),
         input_grad: (2, 3),
+        row: 4,
         panel_vectors: 2,
     }
 }
@@ -47,6 +49,7 @@ mod emu16 {
         dense: (8, 2),
         weight_grad: (8, 2),
         input_grad: (4, 4),
+        row: 2,
         panel_vectors: 1,
     }
 }
