@@ -44,5 +44,13 @@ pub use config::{Config, Isa, MAX_HIDDEN};
 pub use error::Error;
 pub use model::Model;
 
+/// Measured peak f32 FMA throughput of one core for kernel set `isa`, in GFLOP/s
+/// (register-only FMA chains, best of several repetitions; takes about 12 ms), or
+/// `None` when this CPU or build cannot run the set. For the benchmark report.
+#[doc(hidden)]
+pub fn measure_peak_gflops(isa: Isa) -> Option<f64> {
+    kernels::peak::measure_gflops(isa)
+}
+
 /// The crate version, as `flowmlp_version` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,6 +19,7 @@ mod generic;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub(crate) mod row;
+pub(crate) mod peak;
 pub(crate) mod scalar;
 mod simd;
 #[cfg(test)]

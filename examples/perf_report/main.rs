@@ -1,0 +1,398 @@
+//! One-run performance report: flowmlp against this core's measured peak and against
+//! a matrixmultiply baseline, for every kernel set this machine runs.
+//!
+//! ```text
+//! cargo run --release --example perf_report              full run (a few minutes)
+//! cargo run --release --example perf_report -- --quick   same table, under a minute
+//! ```
+//!
+//! The report is Markdown, ready to paste into the README:
+//!
+//! 1. the CPU, date and command;
+//! 2. the peak f32 FMA throughput of one core per kernel set, measured first, in this
+//!    process (`flowmlp::measure_peak_gflops`: register-only FMA chains);
+//! 3. a check that the baseline computes what flowmlp's scalar set computes (same
+//!    parameters and batch: same loss and updated parameters within 1e-4 relative);
+//! 4. for `train_step` and for `forward`, one row per shape and kernel set plus one
+//!    for the baseline: median ns per call, samples/s, GFLOP/s by the FLOP model of
+//!    `benches/common/mod.rs`, % of that kernel set's peak, arena bytes, and the
+//!    speedup over the baseline.
+//!
+//! Timing: per row, calls run for a warm-up time, then in batches of back-to-back
+//! calls sized from the warm-up; the row reports the median over batches of the mean
+//! ns per call. One thread; nothing is pinned. The baseline's % is against the best
+//! kernel set's peak (matrixmultiply picks its own SIMD kernels at run time).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flowmlp::{Isa, Model};
+
+mod baseline;
+#[path = "../../benches/common/mod.rs"]
+mod common;
+
+use baseline::Baseline;
+use common::{kernel_sets, Shape, LR, SHAPES};
+
+/// How long to measure each row.
+struct Budget {
+    /// Calls run this long before timing (at least two calls).
+    warm: Duration,
+    /// Target length of one timed batch of calls (at least one call).
+    batch: Duration,
+    /// Target timed length of a row.
+    total: Duration,
+    min_batches: usize,
+    max_batches: usize,
+}
+
+const FULL: Budget = Budget {
+    warm: Duration::from_millis(300),
+    batch: Duration::from_millis(10),
+    total: Duration::from_millis(1500),
+    min_batches: 15,
+    max_batches: 1000,
+};
+
+/// `--quick`: a fifth of the time per row, same table (about 15 s of measuring on a
+/// 2-core AMD EPYC).
+const QUICK: Budget = Budget {
+    warm: Duration::from_millis(40),
+    batch: Duration::from_millis(2),
+    total: Duration::from_millis(150),
+    min_batches: 5,
+    max_batches: 200,
+};
+
+/// Median over batches of the mean ns per call of `f`.
+fn median_ns(budget: &Budget, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while calls < 2 || start.elapsed() < budget.warm {
+        f();
+        calls += 1;
+    }
+    let per_call = start.elapsed().as_secs_f64() / f64::from(calls);
+    let per_batch = ((budget.batch.as_secs_f64() / per_call) as usize).max(1);
+    let batches = ((budget.total.as_secs_f64() / (per_call * per_batch as f64)) as usize)
+        .clamp(budget.min_batches, budget.max_batches);
+    let mut ns: Vec<f64> = (0..batches)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / per_batch as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    let mid = ns.len() / 2;
+    if ns.len() % 2 == 1 {
+        ns[mid]
+    } else {
+        (ns[mid - 1] + ns[mid]) / 2.0
+    }
+}
+
+/// The CPU as /proc/cpuinfo names it, with family/model when the name is generic.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let name = field("model name")
+        .or_else(|| field("Hardware"))
+        .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    match (field("cpu family"), field("model")) {
+        (Some(f), Some(m)) => format!("{name} (family {f}, model {m})"),
+        _ => name,
+    }
+}
+
+/// The current UTC date and time, `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// `git describe` of the working tree, when git is there.
+fn revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()?;
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// `max |a - b| / max |b|`.
+fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max);
+    let den = b.iter().map(|y| f64::from(y.abs())).fold(0.0, f64::max);
+    num / den.max(f64::MIN_POSITIVE)
+}
+
+/// One train step of flowmlp's scalar set and of the baseline from the same
+/// parameters and batch; returns (loss, parameter, gradient) relative differences.
+fn check_baseline(shape: &Shape) -> (f64, f64, f64) {
+    // A large rate makes the update a visible part of the parameters.
+    const CHECK_LR: f32 = 0.05;
+    let (x, y) = shape.batch();
+    let mut model = shape.model(Isa::Scalar);
+    let mut before = vec![0.0; model.param_count()];
+    model.get_params(&mut before).unwrap();
+    let mut base = Baseline::new(&shape.dims(), shape.n);
+    base.set_params(&before);
+    let loss_f = model.train_step(&x, &y, CHECK_LR).unwrap();
+    let loss_b = base.train_step(&x, &y, CHECK_LR);
+    let mut after = vec![0.0; model.param_count()];
+    model.get_params(&mut after).unwrap();
+    let step = |p: &[f32]| -> Vec<f32> { before.iter().zip(p).map(|(b, a)| b - a).collect() };
+    (
+        f64::from((loss_f - loss_b).abs()) / f64::from(loss_b.abs()),
+        rel_diff(&after, base.params()),
+        rel_diff(&step(&after), &step(base.params())),
+    )
+}
+
+/// One measured row.
+struct Row {
+    set: String,
+    ns: f64,
+    flops: u64,
+    n: usize,
+    peak: Option<f64>,
+    bytes: usize,
+    baseline_ns: f64,
+}
+
+impl Row {
+    fn markdown(&self, shape: &Shape, with_bytes: bool) -> String {
+        let gflops = self.flops as f64 / self.ns;
+        let pct = self
+            .peak
+            .map_or("–".to_string(), |p| format!("{:.1}", 100.0 * gflops / p));
+        let bytes = if with_bytes {
+            format!(" {} |", self.bytes)
+        } else {
+            String::new()
+        };
+        format!(
+            "| {} | {} | {} | {} | {} | {:.2} | {} |{} {:.2}× |",
+            shape.name,
+            shape.topology(),
+            self.set,
+            fmt_ns(self.ns),
+            fmt_count(self.n as f64 * 1e9 / self.ns),
+            gflops,
+            pct,
+            bytes,
+            self.baseline_ns / self.ns,
+        )
+    }
+}
+
+/// ns with three significant digits and thousands separators.
+fn fmt_ns(ns: f64) -> String {
+    if ns < 100.0 {
+        format!("{ns:.1}")
+    } else {
+        fmt_count(ns)
+    }
+}
+
+/// An integer count with thousands separators, rounded to three significant digits.
+fn fmt_count(v: f64) -> String {
+    let digits = v.abs().log10().floor() as i32;
+    let unit = 10f64.powi((digits - 2).max(0));
+    let r = ((v / unit).round() * unit) as u64;
+    let s = r.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("usage: perf_report [--quick]   (Markdown report on stdout)");
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
+        eprintln!("perf_report: unknown argument {bad} (try --help)");
+        std::process::exit(2);
+    }
+    let budget = if quick { &QUICK } else { &FULL };
+    let started = Instant::now();
+    let sets = kernel_sets();
+
+    println!("# flowmlp performance report\n");
+    println!("- CPU: {}", cpu_model());
+    println!("- Date: {}", utc_now());
+    println!(
+        "- Command: `cargo run --release --example perf_report{}`",
+        if quick { " -- --quick" } else { "" }
+    );
+    println!(
+        "- flowmlp {}{}, one thread, kernel sets run here: {}",
+        flowmlp::VERSION,
+        revision().map_or(String::new(), |r| format!(" ({r})")),
+        sets.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+    );
+
+    // 1. Peak, first, in this process.
+    println!("\n## Peak f32 FMA throughput of one core (measured)\n");
+    println!("| kernel set | peak GFLOP/s |");
+    println!("|---|---:|");
+    let peaks: Vec<(Isa, f64)> = sets
+        .iter()
+        .filter_map(|&isa| flowmlp::measure_peak_gflops(isa).map(|g| (isa, g)))
+        .collect();
+    for (isa, g) in &peaks {
+        println!("| {} | {g:.1} |", isa.name());
+    }
+    let peak_of = |isa: Isa| peaks.iter().find(|p| p.0 == isa).map(|p| p.1);
+    let best_peak = peaks
+        .iter()
+        .map(|p| p.1)
+        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+
+    // 2. The baseline computes what flowmlp computes.
+    let mut worst = (0.0f64, 0.0f64, 0.0f64);
+    for shape in &SHAPES {
+        let (l, p, g) = check_baseline(shape);
+        worst = (worst.0.max(l), worst.1.max(p), worst.2.max(g));
+    }
+    println!(
+        "\nBaseline check against flowmlp's scalar set, one train step on every shape from \
+         the same parameters and batch: loss within {:.1e}, updated parameters within \
+         {:.1e}, parameter steps within {:.1e} (relative, max norm).",
+        worst.0, worst.1, worst.2
+    );
+    if worst.0 > 1e-4 || worst.1 > 1e-4 {
+        eprintln!("perf_report: the baseline disagrees with flowmlp; its timings mean nothing");
+        std::process::exit(1);
+    }
+
+    // 3. Timings.
+    let mut train = String::new();
+    let mut fwd = String::new();
+    for shape in &SHAPES {
+        let (x, y) = shape.batch();
+        let mut out = vec![0.0f32; shape.n * shape.m];
+        let mut base = Baseline::new(&shape.dims(), shape.n);
+        {
+            let model = shape.model(Isa::Scalar);
+            let mut p = vec![0.0; model.param_count()];
+            model.get_params(&mut p).unwrap();
+            base.set_params(&p);
+        }
+        let base_train = median_ns(budget, || {
+            black_box(base.train_step(black_box(&x), black_box(&y), LR));
+        });
+        let base_fwd = median_ns(budget, || {
+            black_box(base.forward(black_box(&x)));
+        });
+        let base_row = |ns: f64, flops: u64, baseline_ns: f64| Row {
+            set: "baseline (matrixmultiply)".to_string(),
+            ns,
+            flops,
+            n: shape.n,
+            peak: best_peak,
+            bytes: base.bytes(),
+            baseline_ns,
+        };
+        let mut train_rows = vec![base_row(base_train, shape.train_flops(), base_train)];
+        let mut fwd_rows = vec![base_row(base_fwd, shape.forward_flops(), base_fwd)];
+        for &isa in &sets {
+            let mut model: Model = shape.model(isa);
+            let t = median_ns(budget, || {
+                black_box(model.train_step(black_box(&x), black_box(&y), LR).unwrap());
+            });
+            let f = median_ns(budget, || {
+                model.forward(black_box(&x), Some(&mut out)).unwrap();
+                black_box(&out);
+            });
+            let row = |ns: f64, flops: u64, baseline_ns: f64| Row {
+                set: isa.name().to_string(),
+                ns,
+                flops,
+                n: shape.n,
+                peak: peak_of(isa),
+                bytes: model.arena_size(),
+                baseline_ns,
+            };
+            train_rows.push(row(t, shape.train_flops(), base_train));
+            fwd_rows.push(row(f, shape.forward_flops(), base_fwd));
+        }
+        for r in &train_rows {
+            train += &r.markdown(shape, true);
+            train.push('\n');
+        }
+        for r in &fwd_rows {
+            fwd += &r.markdown(shape, false);
+            fwd.push('\n');
+        }
+    }
+
+    println!("\n## train_step (forward, MSE backward, SGD update)\n");
+    println!(
+        "| shape | d-h-m, batch | kernel set | ns/call | samples/s | GFLOP/s | % of peak \
+         | arena bytes | speedup vs baseline |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    print!("{train}");
+    println!("\n## forward\n");
+    println!(
+        "| shape | d-h-m, batch | kernel set | ns/call | samples/s | GFLOP/s | % of peak \
+         | speedup vs baseline |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    print!("{fwd}");
+    println!(
+        "\nFLOPs count matrix-product multiply-adds only (2 each): forward 2·n·Σ in·out; \
+         train step adds 2·n·Σ in·out for the weight gradients and 2·n·Σ in·out over \
+         every layer but the first for the input gradients. % of peak is against the \
+         kernel set's own measured peak (the baseline: against the best set's). \
+         The baseline is the same step written with matrixmultiply's `sgemm` \
+         (single-threaded) plus plain loops; its \"arena bytes\" are its own buffers. \
+         Each time is the median over batches of back-to-back calls after a warm-up."
+    );
+    println!(
+        "\n_Measured in {:.1} s{}._",
+        started.elapsed().as_secs_f64(),
+        if quick { " (--quick)" } else { "" }
+    );
+}
