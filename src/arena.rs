@@ -167,10 +167,9 @@ impl Plan {
         let mut pack_len = 0;
         for lp in &layers[..k] {
             if crate::kernels::should_pack(mb, lp.panels) {
-                pack_len = pack_len.max(mul(
-                    crate::kernels::pack_rows(lp.inputs).min(mb),
-                    lp.inputs,
-                )?);
+                // Packed columns of A, then the block's dZ for up to two panels.
+                let rows = crate::kernels::pack_rows(lp.inputs).min(mb);
+                pack_len = pack_len.max(mul(rows, add(lp.inputs, 2 * PANEL)?)?);
             }
         }
         let pack = c.take_floats(pack_len)?;

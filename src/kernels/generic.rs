@@ -365,7 +365,7 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
 
 /// # Safety
 /// The pointers in `a` are valid for the sizes it states (`a.pack`, when non-null,
-/// for `pack_rows(k).min(n) * k` floats). `KR <= 8`.
+/// for `pack_rows(k).min(n) * (k + 2 * PANEL)` floats). `KR <= 8`, `NV * LANES <= 2 * PANEL`.
 #[inline(always)]
 pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, const NV1: usize>(
     s: S,
@@ -461,20 +461,50 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
         }
     };
     let mut k0 = 0;
-    // SAFETY (whole body): k0 + rows <= k; panels p..p + NV/NV1 exist.
+    // SAFETY (whole body): k0 + rows <= k; panels p..p + NV/NV1 exist; the pack buffer
+    // holds rows * (k + 2 * PANEL) floats.
     unsafe {
+        // The block's dZ columns for these panels, read by every tile below: packed
+        // contiguously when A is, since dZ's rows can be a multiple of 4 KiB apart
+        // (ld = 1024) and would then all fall into one L1 set.
+        let (dz, dz_ld) = if blk.pack {
+            let dst = a.pack.add(a.k * blk.rows);
+            let src = a.dz.add(blk.i0 * a.panels * PANEL + p * PANEL);
+            for i in 0..blk.rows {
+                for v in 0..NV {
+                    let at = i * NV * S::LANES + v * S::LANES;
+                    s.store(
+                        dst.add(at),
+                        s.load(src.add(i * a.panels * PANEL + v * S::LANES)),
+                    );
+                }
+            }
+            (dst as *const f32, NV * S::LANES)
+        } else {
+            (
+                a.dz.add(blk.i0 * a.panels * PANEL + p * PANEL),
+                a.panels * PANEL,
+            )
+        };
+        let dzb = DzBlock { dz, ld: dz_ld };
         while k0 + KR <= a.k {
             let (ap, stride) = src(k0, KR);
-            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0, blk, ap, stride, bad);
+            wg_tile::<S, KR, NV, NV1, false>(s, a, p, k0, blk, &dzb, ap, stride, bad);
             k0 += KR;
         }
         // The remainder rows share a tile with the bias row (the sum of dZ).
         let rem = a.k - k0;
         let (ap, stride) = src(k0, rem);
         with_rem!(rem, |R| wg_tile::<S, R, NV, NV1, true>(
-            s, a, p, k0, blk, ap, stride, bad
+            s, a, p, k0, blk, &dzb, ap, stride, bad
         ));
     }
+}
+
+/// Where a tile reads dZ: the block's first row at the tile's panels, rows `ld` apart.
+struct DzBlock {
+    dz: *const f32,
+    ld: usize,
 }
 
 /// Rows `k0..k0+R` of `gW^T` for the NV vectors at panel `p`, and with `BIAS` the
@@ -487,17 +517,17 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
     p: usize,
     k0: usize,
     blk: &RowBlock,
+    dzb: &DzBlock,
     ap: *const f32,
     stride: usize,
     bad: &mut S::V,
 ) {
-    let ld = a.panels * PANEL;
     let mut acc = [[s.zero(); NV]; R];
     let mut bacc = [s.zero(); NV];
     // SAFETY (whole body): rows of the block, k0 + r < k, and the NV vectors in
     // panels p.. are inside dZ, A (or the pack), gW and gb.
     unsafe {
-        let mut dz = a.dz.add(blk.i0 * ld + p * PANEL);
+        let (mut dz, ld) = (dzb.dz, dzb.ld);
         let mut ar = ap;
         for _ in 0..blk.rows {
             let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(v * S::LANES)));

@@ -19,7 +19,6 @@ mod generic;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub(crate) mod row;
-pub(crate) mod peak;
 pub(crate) mod scalar;
 mod simd;
 #[cfg(test)]
@@ -109,7 +108,8 @@ pub(crate) struct WeightGradArgs {
     pub panels: usize,
     pub gw: *mut f32,
     pub gb: *mut f32,
-    /// Scratch for packed columns of A (`pack_rows(k).min(n) * k` floats), or null.
+    /// Scratch for packed columns of A and a block of dZ
+    /// (`pack_rows(k).min(n) * (k + 2 * PANEL)` floats), or null.
     pub pack: *mut f32,
     pub fused: Option<Fused>,
 }
