@@ -74,6 +74,25 @@ typedef enum flowmlp_isa {
   FLOWMLP_ISA_NEON = 4,
 } flowmlp_isa;
 
+// Losses, for `flowmlp_config.loss`.
+typedef enum flowmlp_loss {
+  // Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2`.
+  FLOWMLP_LOSS_MSE = 0,
+  // Softmax cross-entropy over the m outputs (log-sum-exp, stable); the targets are
+  // rows of class probabilities, one-hot rows for class labels.
+  FLOWMLP_LOSS_CROSS_ENTROPY = 1,
+} flowmlp_loss;
+
+// Optimizers, for `flowmlp_optimizer.kind`.
+typedef enum flowmlp_optimizer_kind {
+  // SGD, with optional momentum (`momentum` > 0) and Nesterov momentum.
+  FLOWMLP_OPTIMIZER_SGD = 0,
+  // Adam with L2 weight decay added to the gradient (`torch.optim.Adam`).
+  FLOWMLP_OPTIMIZER_ADAM = 1,
+  // AdamW, with decoupled weight decay (`torch.optim.AdamW`).
+  FLOWMLP_OPTIMIZER_ADAMW = 2,
+} flowmlp_optimizer_kind;
+
 // An opaque model. Create with `flowmlp_create`, free with `flowmlp_destroy`.
 typedef struct flowmlp_model flowmlp_model;
 
@@ -93,7 +112,37 @@ typedef struct flowmlp_config {
   uint64_t seed;
   // A `flowmlp_isa` value; any other value is `FLOWMLP_ERROR_INVALID_CONFIG`.
   uint32_t isa;
+  // A `flowmlp_loss` value (0, the default, is mean squared error); any other value
+  // is `FLOWMLP_ERROR_INVALID_CONFIG`.
+  uint32_t loss;
 } flowmlp_config;
+
+// An optimizer and its hyperparameters, for `flowmlp_set_optimizer`; fields that
+// `kind` does not use are ignored. The learning rate is given to each step.
+typedef struct flowmlp_optimizer {
+  // A `flowmlp_optimizer_kind` value.
+  uint32_t kind;
+  // SGD: momentum factor in [0, 1); 0 is plain SGD.
+  float momentum;
+  // SGD: 1 for Nesterov momentum (needs momentum > 0), else 0.
+  uint32_t nesterov;
+  // Adam/AdamW: decay of the first moment in [0, 1) (PyTorch's default 0.9).
+  float beta1;
+  // Adam/AdamW: decay of the second moment in [0, 1) (PyTorch's default 0.999).
+  float beta2;
+  // Adam/AdamW: added to the denominator, > 0 (default 1e-8).
+  float eps;
+  // L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
+  float weight_decay;
+  // Clip the gradients to this global L2 norm before each step; 0 = no clipping.
+  float clip_norm;
+} flowmlp_optimizer;
+
+
+
+
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -325,6 +374,33 @@ enum flowmlp_status flowmlp_load_file(const char *path,
                                       uint32_t max_batch,
                                       uint32_t isa,
                                       struct flowmlp_model **out_model);
+
+// Choose the optimizer of `flowmlp_step` and `flowmlp_train_step` (plain SGD until
+// this is called) and its gradient clipping. Resets the optimizer state (momentum,
+// moments, step count) as a new PyTorch optimizer would; allocates nothing.
+//
+// Errors: NULL `model` or `opt`; an unknown `kind`, a `nesterov` other than 0/1, or
+// a hyperparameter out of range (INVALID_ARGUMENT; nothing changed).
+//
+// # Safety
+// `model` is NULL or a live handle used by no other thread; `opt` is NULL or points
+// to a `flowmlp_optimizer`.
+enum flowmlp_status flowmlp_set_optimizer(struct flowmlp_model *model,
+                                          const struct flowmlp_optimizer *opt);
+
+// Forward pass on `n` rows of `x`, then the index of the largest of the m outputs of
+// each row into `classes_out` (`n` entries; ties go to the lowest index): the
+// predicted class of a cross-entropy model. Keeps the forward like `flowmlp_forward`.
+//
+// Errors: as `flowmlp_forward`, plus NULL `classes_out`.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated; `model` is a live handle used
+// by no other thread during the call.
+enum flowmlp_status flowmlp_predict_class(struct flowmlp_model *model,
+                                          const float *x,
+                                          size_t n,
+                                          uint32_t *classes_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,6 +7,7 @@
 //! offset 0      model header (the `Model`'s state: plan, kernel table, flags)
 //! params[0..2]  parameters, internal layout (below)   } each double-buffered: a call
 //! grads[0..2]   gradients, internal layout            } writes the spare copy and makes
+//! state[0..2]   optimizer state: 2 x internal length (momentum, or Adam's moments)
 //! x[0..2]       the kept forward's input, max_batch x d } it current only on success, so
 //!                                                          a refused call changes nothing
 //! h[l]          activations H_l, max_batch x ld_l, l = 1..k    (ld_l = h_l rounded up to 16)
@@ -64,6 +65,7 @@ pub(crate) struct Plan {
     pub outputs: usize,
     pub n_hidden: usize,
     pub max_batch: usize,
+    pub loss: crate::config::Loss,
     pub layers: [LayerPlan; MAX_LAYERS],
     /// Row stride of H_l (and of dZ_l), l = 1..k, stored at index l - 1.
     pub ld: [usize; MAX_HIDDEN],
@@ -74,6 +76,7 @@ pub(crate) struct Plan {
     /// Byte offsets of the sections.
     pub params: [usize; 2],
     pub grads: [usize; 2],
+    pub state: [usize; 2],
     pub x: [usize; 2],
     pub h: [usize; MAX_HIDDEN],
     pub yhat: usize,
@@ -149,6 +152,7 @@ impl Plan {
         let mut c = Cursor(round_up(header_bytes, ALIGN)?);
         let params = [c.take_floats(int)?, c.take_floats(int)?];
         let grads = [c.take_floats(int)?, c.take_floats(int)?];
+        let state = [c.take_floats(mul(int, 2)?)?, c.take_floats(mul(int, 2)?)?];
         let x = [
             c.take_floats(mul(mb, cfg.inputs)?)?,
             c.take_floats(mul(mb, cfg.inputs)?)?,
@@ -176,6 +180,7 @@ impl Plan {
         Ok(Plan {
             inputs: cfg.inputs,
             outputs: cfg.outputs,
+            loss: cfg.loss,
             n_hidden: k,
             max_batch: mb,
             layers,
@@ -184,6 +189,7 @@ impl Plan {
             int_len: int,
             params,
             grads,
+            state,
             x,
             h,
             yhat,
@@ -273,6 +279,8 @@ mod tests {
             p.params[1],
             p.grads[0],
             p.grads[1],
+            p.state[0],
+            p.state[1],
             p.x[0],
             p.x[1],
             p.yhat,
@@ -285,7 +293,7 @@ mod tests {
         assert!(starts.iter().all(|s| s % ALIGN == 0 && *s >= 100));
         starts.sort();
         starts.dedup();
-        assert_eq!(starts.len(), 13);
+        assert_eq!(starts.len(), 15);
         assert!(p.total >= *starts.last().unwrap());
     }
 

@@ -64,6 +64,30 @@ impl Isa {
     }
 }
 
+/// The loss the backward pass differentiates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum Loss {
+    /// Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2` (the contract's loss).
+    #[default]
+    Mse = 0,
+    /// Softmax cross-entropy over the m outputs, `-(1/n) sum_i sum_j y_ij log
+    /// softmax(yhat_i)_j`, computed stably (log-sum-exp). Targets are rows of class
+    /// probabilities: one-hot rows for class labels.
+    CrossEntropy = 1,
+}
+
+impl Loss {
+    /// Convert a value coming from C; out-of-range values are `None`.
+    pub const fn from_u32(v: u32) -> Option<Loss> {
+        match v {
+            0 => Some(Loss::Mse),
+            1 => Some(Loss::CrossEntropy),
+            _ => None,
+        }
+    }
+}
+
 /// Topology and creation options of a model: d -> h_1 .. h_k -> m.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -81,6 +105,8 @@ pub struct Config {
     pub seed: u64,
     /// Kernel set to use.
     pub isa: Isa,
+    /// The loss (mean squared error by default).
+    pub loss: Loss,
 }
 
 impl Config {
@@ -99,6 +125,7 @@ impl Config {
             max_batch: 1,
             seed: 0,
             isa: Isa::Auto,
+            loss: Loss::Mse,
         }
     }
 
@@ -117,6 +144,12 @@ impl Config {
     /// Force a kernel set.
     pub fn isa(mut self, isa: Isa) -> Config {
         self.isa = isa;
+        self
+    }
+
+    /// Choose the loss.
+    pub fn loss(mut self, loss: Loss) -> Config {
+        self.loss = loss;
         self
     }
 

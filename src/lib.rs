@@ -38,11 +38,14 @@ mod error;
 pub mod ffi;
 mod init;
 mod kernels;
+mod loss;
 mod model;
+mod optim;
 
-pub use config::{Config, Isa, MAX_HIDDEN};
+pub use config::{Config, Isa, Loss, MAX_HIDDEN};
 pub use error::Error;
 pub use model::Model;
+pub use optim::Optimizer;
 
 /// Measured peak f32 FMA throughput of one core for kernel set `isa`, in GFLOP/s
 /// (register-only FMA chains, best of several repetitions; takes about 12 ms), or

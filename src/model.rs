@@ -21,11 +21,14 @@ use core::ptr::NonNull;
 use std::alloc::Layout;
 
 use crate::arena::{Plan, ALIGN};
-use crate::config::{Config, Isa};
+use crate::config::{Config, Isa, Loss};
 use crate::init;
 use crate::kernels::row::{RowCtx, RowTrain};
 use crate::kernels::WeightGradArgs;
-use crate::kernels::{self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels};
+use crate::kernels::{
+    self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs,
+};
+use crate::optim::{clip_scale, Optimizer, Update};
 
 /// A kernel set's one-row train step.
 type TrainRowFn = unsafe fn(&RowCtx, &RowTrain) -> (f32, bool);
@@ -40,10 +43,16 @@ pub(crate) struct State {
     base: *mut u8,
     /// The layout to free with, when flowmlp allocated the arena.
     owned: Option<Layout>,
-    /// Which copy of the parameters, gradients and kept input is current.
+    /// Which copy of the parameters, gradients, optimizer state and kept input is current.
     params: usize,
     grads: usize,
+    state: usize,
     x: usize,
+    optimizer: Optimizer,
+    /// Global gradient-norm limit; 0 = no clipping.
+    clip_norm: f32,
+    /// Optimizer steps taken since the state was reset.
+    steps: u64,
     /// Rows of the kept forward pass; 0 when none.
     fwd_n: usize,
 }
@@ -182,7 +191,11 @@ impl Model {
             owned,
             params: 0,
             grads: 0,
+            state: 0,
             x: 0,
+            optimizer: Optimizer::SGD,
+            clip_norm: 0.0,
+            steps: 0,
             fwd_n: 0,
         };
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
@@ -347,11 +360,124 @@ impl Model {
         Ok(loss)
     }
 
-    /// Plain SGD: `theta <- theta - lr * grad`. Refused with `NonFinite`, changing
-    /// nothing, when any updated parameter would not be finite. Drops the kept forward.
+    /// `forward`, then the index of the largest output of each row into `classes`
+    /// (`n` entries; ties go to the lowest index): the class for cross-entropy models.
+    pub fn predict_class(&mut self, x: &[f32], classes: &mut [u32]) -> Result<(), Error> {
+        let n = self.rows_of(x.len())?;
+        if classes.len() != n {
+            return Err(Error::InvalidArgument);
+        }
+        self.forward(x, None)?;
+        let s = self.st();
+        let m = s.plan.outputs;
+        // SAFETY: the forward pass just wrote n x m predictions.
+        let yhat = unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), n * m) };
+        for (c, row) in classes.iter_mut().zip(yhat.chunks_exact(m)) {
+            let mut best = 0;
+            for (j, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = j;
+                }
+            }
+            *c = best as u32;
+        }
+        Ok(())
+    }
+
+    /// One optimizer step with the current gradients (plain SGD, `theta <- theta - lr *
+    /// grad`, unless `set_optimizer` chose another). Refused with `NonFinite`, changing
+    /// nothing, when any updated parameter or state would not be finite. Drops the kept
+    /// forward.
     pub fn step(&mut self, learning_rate: f32) -> Result<(), Error> {
         check_lr(learning_rate)?;
-        self.apply_sgd(learning_rate, self.st().grads)
+        self.apply_update(learning_rate, self.st().grads)
+    }
+
+    /// Choose the optimizer used by `step` and `train_step` (plain SGD by default).
+    /// Starts from fresh state (zero momentum and moments, step count 0), as a new
+    /// PyTorch optimizer would; allocates nothing (the state lives in the arena).
+    pub fn set_optimizer(&mut self, optimizer: Optimizer) -> Result<(), Error> {
+        optimizer.validate()?;
+        let s = self.st();
+        let (buf, len) = (s.ptr(s.plan.state[s.state]), 2 * s.plan.int_len);
+        // SAFETY: the current state buffer holds 2 * int_len floats.
+        unsafe { core::ptr::write_bytes(buf, 0, len) };
+        let s = self.st_mut();
+        s.optimizer = optimizer;
+        s.steps = 0;
+        Ok(())
+    }
+
+    /// The optimizer in use.
+    pub fn optimizer(&self) -> Optimizer {
+        self.st().optimizer
+    }
+
+    /// Clip the gradients by their global L2 norm before each step, as
+    /// `torch.nn.utils.clip_grad_norm_(max_norm)` does; 0 turns clipping off.
+    pub fn set_grad_clip(&mut self, max_norm: f32) -> Result<(), Error> {
+        if !(max_norm.is_finite() && max_norm >= 0.0) {
+            return Err(Error::InvalidArgument);
+        }
+        self.st_mut().clip_norm = max_norm;
+        Ok(())
+    }
+
+    /// Optimizer steps taken since the optimizer was set (Adam's `t`).
+    pub fn optimizer_steps(&self) -> u64 {
+        self.st().steps
+    }
+
+    /// Whether the train step may fuse the update into the backward pass.
+    fn fusable(&self) -> bool {
+        let s = self.st();
+        s.optimizer.is_plain_sgd() && s.clip_norm == 0.0
+    }
+
+    /// One optimizer step from gradient buffer `g` into the spare parameters (and
+    /// state); make them current only if every new value is finite.
+    fn apply_update(&mut self, lr: f32, g: usize) -> Result<(), Error> {
+        if self.fusable() {
+            return self.apply_sgd(lr, g);
+        }
+        let s = self.st();
+        let plan = &s.plan;
+        let (cur, st) = (s.params, s.state);
+        let len = plan.int_len;
+        let gp = s.ptr(plan.grads[g]);
+        let scale = if s.clip_norm > 0.0 {
+            // SAFETY: the gradient buffer holds int_len floats.
+            clip_scale(s.clip_norm, unsafe { (s.kernels.sum_sq)(gp, len) })
+        } else {
+            1.0
+        };
+        let t = s.steps + 1;
+        let (s1, o1) = (s.ptr(plan.state[st]), s.ptr(plan.state[1 - st]));
+        let args = UpdateArgs {
+            p: s.ptr(plan.params[cur]),
+            g: gp,
+            s1,
+            // SAFETY: each state buffer holds 2 * int_len floats.
+            s2: unsafe { s1.add(len) },
+            out_p: s.ptr(plan.params[1 - cur]),
+            out_s1: o1,
+            // SAFETY: as above.
+            out_s2: unsafe { o1.add(len) },
+            len,
+            first: t == 1,
+            update: Update::new(&s.optimizer, lr, t, scale),
+        };
+        // SAFETY: every buffer holds len floats and the input and output buffers are
+        // disjoint.
+        if !unsafe { (s.kernels.update)(&args) } {
+            return Err(Error::NonFinite);
+        }
+        let s = self.st_mut();
+        s.params = 1 - cur;
+        s.state = 1 - st;
+        s.steps = t;
+        s.fwd_n = 0;
+        Ok(())
     }
 
     /// `forward` + `backward` + `step` on one batch, fused; returns the loss. On any
@@ -368,6 +494,18 @@ impl Model {
         }
         // The activations are overwritten from here on, and they belong to the caller's x.
         self.st_mut().fwd_n = 0;
+        if !self.fusable() {
+            // Gradients into the spare buffer, then the optimizer from there.
+            // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
+            let loss = unsafe {
+                self.run_forward(x.as_ptr(), n);
+                self.run_backward(x.as_ptr(), n, y.as_ptr(), None)?
+            };
+            let spare = 1 - self.st().grads;
+            self.apply_update(learning_rate, spare)?;
+            self.st_mut().grads = spare;
+            return Ok(loss);
+        }
         if let (1, Some(row)) = (n, self.st().kernels.train_row) {
             return self.train_row(row, x, y, learning_rate);
         }
@@ -569,7 +707,10 @@ impl Model {
         // SAFETY (whole body): all offsets come from the plan and lie in the arena;
         // every buffer is sized for max_batch >= n rows.
         unsafe {
-            let sum = (k.loss_grad)(s.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy);
+            let sum = match plan.loss {
+                Loss::Mse => (k.loss_grad)(s.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy),
+                Loss::CrossEntropy => crate::loss::softmax_xent(s.ptr(plan.yhat), y, n, m, dy),
+            };
             let loss = sum / n as f32;
             if !loss.is_finite() {
                 return Err(Error::NonFinite);

@@ -10,8 +10,9 @@ use core::ffi::{c_char, c_int};
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use crate::config::{Config, Isa, MAX_HIDDEN};
+use crate::config::{Config, Isa, Loss, MAX_HIDDEN};
 use crate::model::{Model, State};
+use crate::optim::Optimizer;
 use crate::Error;
 
 mod macros;
@@ -46,6 +47,81 @@ pub enum flowmlp_isa {
     FLOWMLP_ISA_NEON = 4,
 }
 
+/// Losses, for `flowmlp_config.loss`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum flowmlp_loss {
+    /// Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2`.
+    FLOWMLP_LOSS_MSE = 0,
+    /// Softmax cross-entropy over the m outputs (log-sum-exp, stable); the targets are
+    /// rows of class probabilities, one-hot rows for class labels.
+    FLOWMLP_LOSS_CROSS_ENTROPY = 1,
+}
+
+/// Optimizers, for `flowmlp_optimizer.kind`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum flowmlp_optimizer_kind {
+    /// SGD, with optional momentum (`momentum` > 0) and Nesterov momentum.
+    FLOWMLP_OPTIMIZER_SGD = 0,
+    /// Adam with L2 weight decay added to the gradient (`torch.optim.Adam`).
+    FLOWMLP_OPTIMIZER_ADAM = 1,
+    /// AdamW, with decoupled weight decay (`torch.optim.AdamW`).
+    FLOWMLP_OPTIMIZER_ADAMW = 2,
+}
+
+/// An optimizer and its hyperparameters, for `flowmlp_set_optimizer`; fields that
+/// `kind` does not use are ignored. The learning rate is given to each step.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct flowmlp_optimizer {
+    /// A `flowmlp_optimizer_kind` value.
+    pub kind: u32,
+    /// SGD: momentum factor in [0, 1); 0 is plain SGD.
+    pub momentum: f32,
+    /// SGD: 1 for Nesterov momentum (needs momentum > 0), else 0.
+    pub nesterov: u32,
+    /// Adam/AdamW: decay of the first moment in [0, 1) (PyTorch's default 0.9).
+    pub beta1: f32,
+    /// Adam/AdamW: decay of the second moment in [0, 1) (PyTorch's default 0.999).
+    pub beta2: f32,
+    /// Adam/AdamW: added to the denominator, > 0 (default 1e-8).
+    pub eps: f32,
+    /// L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
+    pub weight_decay: f32,
+    /// Clip the gradients to this global L2 norm before each step; 0 = no clipping.
+    pub clip_norm: f32,
+}
+
+impl flowmlp_optimizer {
+    fn to_optimizer(self) -> Result<Optimizer, Error> {
+        Ok(match self.kind {
+            0 => Optimizer::Sgd {
+                momentum: self.momentum,
+                nesterov: match self.nesterov {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Error::InvalidArgument),
+                },
+                weight_decay: self.weight_decay,
+            },
+            1 => Optimizer::Adam {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+            },
+            2 => Optimizer::AdamW {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+            },
+            _ => return Err(Error::InvalidArgument),
+        })
+    }
+}
+
 /// Topology and creation options: `n_inputs -> hidden[0] .. hidden[n_hidden-1] -> n_outputs`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -64,11 +140,15 @@ pub struct flowmlp_config {
     pub seed: u64,
     /// A `flowmlp_isa` value; any other value is `FLOWMLP_ERROR_INVALID_CONFIG`.
     pub isa: u32,
+    /// A `flowmlp_loss` value (0, the default, is mean squared error); any other value
+    /// is `FLOWMLP_ERROR_INVALID_CONFIG`.
+    pub loss: u32,
 }
 
 impl flowmlp_config {
     fn to_config(self) -> Result<Config, Error> {
         let isa = Isa::from_u32(self.isa).ok_or(Error::InvalidConfig)?;
+        let loss = Loss::from_u32(self.loss).ok_or(Error::InvalidConfig)?;
         let n_hidden = self.n_hidden as usize;
         if !(1..=MAX_HIDDEN).contains(&n_hidden) {
             return Err(Error::InvalidConfig);
@@ -76,7 +156,8 @@ impl flowmlp_config {
         let mut cfg = Config::new(self.n_inputs as usize, &[], self.n_outputs as usize)
             .max_batch(self.max_batch as usize)
             .seed(self.seed)
-            .isa(isa);
+            .isa(isa)
+            .loss(loss);
         cfg.n_hidden = n_hidden;
         for (dst, &src) in cfg.hidden.iter_mut().zip(&self.hidden[..n_hidden]) {
             *dst = src as usize;
@@ -641,5 +722,70 @@ pub unsafe extern "C" fn flowmlp_load_file(
         // SAFETY: non-null; the caller guarantees it is writable.
         unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
         Ok(())
+    })
+}
+
+/// Choose the optimizer of `flowmlp_step` and `flowmlp_train_step` (plain SGD until
+/// this is called) and its gradient clipping. Resets the optimizer state (momentum,
+/// moments, step count) as a new PyTorch optimizer would; allocates nothing.
+///
+/// Errors: NULL `model` or `opt`; an unknown `kind`, a `nesterov` other than 0/1, or
+/// a hyperparameter out of range (INVALID_ARGUMENT; nothing changed).
+///
+/// # Safety
+/// `model` is NULL or a live handle used by no other thread; `opt` is NULL or points
+/// to a `flowmlp_optimizer`.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_set_optimizer(
+    model: *mut flowmlp_model,
+    opt: *const flowmlp_optimizer,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        let opt = non_null!(opt);
+        // SAFETY: non-null; the caller guarantees it points to a flowmlp_optimizer.
+        let opt = unsafe { *opt };
+        let optimizer = opt.to_optimizer()?;
+        optimizer.validate()?;
+        if !(opt.clip_norm.is_finite() && opt.clip_norm >= 0.0) {
+            return Err(Error::InvalidArgument);
+        }
+        m.set_optimizer(optimizer)?;
+        m.set_grad_clip(opt.clip_norm)
+    })
+}
+
+/// Forward pass on `n` rows of `x`, then the index of the largest of the m outputs of
+/// each row into `classes_out` (`n` entries; ties go to the lowest index): the
+/// predicted class of a cross-entropy model. Keeps the forward like `flowmlp_forward`.
+///
+/// Errors: as `flowmlp_forward`, plus NULL `classes_out`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated; `model` is a live handle used
+/// by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_predict_class(
+    model: *mut flowmlp_model,
+    x: *const f32,
+    n: usize,
+    classes_out: *mut u32,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        non_null!(x);
+        let classes_out = non_null!(classes_out);
+        check_rows(&m, n)?;
+        let d = m.config().inputs;
+        // SAFETY: the caller guarantees n x d floats at x and n writable entries.
+        let (x, classes) = unsafe {
+            (
+                floats(x, n * d)?,
+                core::slice::from_raw_parts_mut(classes_out, n),
+            )
+        };
+        m.predict_class(x, classes)
     })
 }

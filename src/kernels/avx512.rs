@@ -85,6 +85,14 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn div(self, a: __m512, b: __m512) -> __m512 {
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sqrt(self, a: __m512) -> __m512 {
+        unsafe { _mm512_sqrt_ps(a) }
+    }
+    #[inline(always)]
     fn hsum(self, a: __m512) -> f32 {
         unsafe { _mm512_reduce_add_ps(a) }
     }

@@ -21,7 +21,10 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::simd::Simd;
-use super::{DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, WeightGradArgs, PANEL};
+use super::{
+    DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, UpdateArgs, WeightGradArgs, PANEL,
+};
+use crate::optim::Update;
 
 /// Store gradient vector `g` at `at`; with a fused SGD step also store the updated
 /// parameters at `at + next` and fold their finiteness into the marker `bad` (see
@@ -762,6 +765,124 @@ pub(crate) unsafe fn copy_finite<S: Simd>(
     }
 }
 
+/// # Safety
+/// The pointers in `a` are valid for `a.len` floats (`s2`/`out_s2` for Adam only).
+#[inline(always)]
+pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
+    let mut bad = s.zero();
+    let mut ok = true;
+    let lanes_end = a.len / S::LANES * S::LANES;
+    // SAFETY (whole body): t + LANES <= len in the vector loops, t < len in the tails.
+    unsafe {
+        match a.update {
+            Update::Momentum {
+                lr,
+                mu,
+                nesterov,
+                wd,
+                scale,
+            } => {
+                let (lrv, muv, wdv, sv) = (s.splat(lr), s.splat(mu), s.splat(wd), s.splat(scale));
+                let mut t = 0;
+                while t < lanes_end {
+                    let p = s.load(a.p.add(t));
+                    let g = s.fmadd(wdv, p, s.mul(sv, s.load(a.g.add(t))));
+                    let b = if a.first {
+                        g
+                    } else {
+                        s.fmadd(muv, s.load(a.s1.add(t)), g)
+                    };
+                    let d = if nesterov { s.fmadd(muv, b, g) } else { b };
+                    let np = s.fnmadd(lrv, d, p);
+                    bad = s.mark(s.mark(bad, np), b);
+                    s.store(a.out_p.add(t), np);
+                    s.store(a.out_s1.add(t), b);
+                    t += S::LANES;
+                }
+                for t in lanes_end..a.len {
+                    let p = *a.p.add(t);
+                    let g = scale * *a.g.add(t) + wd * p;
+                    let b = if a.first { g } else { mu * *a.s1.add(t) + g };
+                    let d = if nesterov { g + mu * b } else { b };
+                    let np = p - lr * d;
+                    ok &= np.is_finite() && b.is_finite();
+                    *a.out_p.add(t) = np;
+                    *a.out_s1.add(t) = b;
+                }
+            }
+            Update::Adam {
+                b1,
+                b2,
+                eps,
+                wd,
+                decay,
+                step,
+                inv_sqrt_bc2,
+                scale,
+            } => {
+                let (b1v, c1v) = (s.splat(b1), s.splat(1.0 - b1));
+                let (b2v, c2v) = (s.splat(b2), s.splat(1.0 - b2));
+                let (epsv, wdv, dv, stepv) =
+                    (s.splat(eps), s.splat(wd), s.splat(decay), s.splat(step));
+                let (bcv, sv) = (s.splat(inv_sqrt_bc2), s.splat(scale));
+                let mut t = 0;
+                while t < lanes_end {
+                    let p = s.load(a.p.add(t));
+                    let g = s.fmadd(wdv, p, s.mul(sv, s.load(a.g.add(t))));
+                    let m = s.fmadd(b1v, s.load(a.s1.add(t)), s.mul(c1v, g));
+                    let v = s.fmadd(b2v, s.load(a.s2.add(t)), s.mul(c2v, s.mul(g, g)));
+                    let denom = s.fmadd(s.sqrt(v), bcv, epsv);
+                    let np = s.fnmadd(stepv, s.div(m, denom), s.mul(p, dv));
+                    bad = s.mark(s.mark(s.mark(bad, np), m), v);
+                    s.store(a.out_p.add(t), np);
+                    s.store(a.out_s1.add(t), m);
+                    s.store(a.out_s2.add(t), v);
+                    t += S::LANES;
+                }
+                for t in lanes_end..a.len {
+                    let p = *a.p.add(t);
+                    let g = scale * *a.g.add(t) + wd * p;
+                    let m = b1 * *a.s1.add(t) + (1.0 - b1) * g;
+                    let v = b2 * *a.s2.add(t) + (1.0 - b2) * g * g;
+                    let np = p * decay - step * (m / (v.sqrt() * inv_sqrt_bc2 + eps));
+                    ok &= np.is_finite() && m.is_finite() && v.is_finite();
+                    *a.out_p.add(t) = np;
+                    *a.out_s1.add(t) = m;
+                    *a.out_s2.add(t) = v;
+                }
+            }
+        }
+    }
+    ok && s.hsum(bad) == 0.0
+}
+
+/// # Safety
+/// `p` is valid for `len` floats.
+#[inline(always)]
+pub(crate) unsafe fn sum_sq<S: Simd>(s: S, p: *const f32, len: usize) -> f64 {
+    // Several f32 accumulators, summed in f64 every 4096 values, keep the error small.
+    let mut total = 0.0f64;
+    let mut t = 0;
+    // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
+    unsafe {
+        while t + S::LANES <= len {
+            let end = (t + 4096).min(len / S::LANES * S::LANES);
+            let mut acc = s.zero();
+            while t < end {
+                let v = s.load(p.add(t));
+                acc = s.fmadd(v, v, acc);
+                t += S::LANES;
+            }
+            total += f64::from(s.hsum(acc));
+        }
+        while t < len {
+            total += f64::from(*p.add(t)) * f64::from(*p.add(t));
+            t += 1;
+        }
+    }
+    total
+}
+
 /// Define a kernel set's `#[target_feature]` entry points and its `KERNELS` table.
 /// `$token` must be a `Simd` type with an `unsafe fn assume()` constructor; `attrs`
 /// are put on every entry point (the ISA's `#[target_feature]`).
@@ -778,7 +899,9 @@ macro_rules! simd_kernel_set {
     ) => {
         use $crate::kernels::generic;
         use $crate::kernels::row::{self, RowCtx, RowTrain};
-        use $crate::kernels::{DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs};
+                use $crate::kernels::{
+            DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs, WeightGradArgs,
+        };
 
         pub(crate) static KERNELS: Kernels = Kernels {
             isa: $isa,
@@ -790,7 +913,9 @@ macro_rules! simd_kernel_set {
             loss_grad,
             sgd,
             all_finite,
-                        copy_finite,
+                                    copy_finite,
+            update,
+            sum_sq,
             forward_row: Some(forward_row),
             train_row: Some(train_row),
         };
@@ -832,7 +957,15 @@ macro_rules! simd_kernel_set {
         unsafe fn all_finite(p: *const f32, len: usize) -> bool {
             unsafe { generic::all_finite::<$tok>(<$tok>::assume(), p, len) }
         }
-                $(#[$attr])*
+                        $(#[$attr])*
+        unsafe fn update(a: &UpdateArgs) -> bool {
+            unsafe { generic::update::<$tok>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn sum_sq(p: *const f32, len: usize) -> f64 {
+            unsafe { generic::sum_sq::<$tok>(<$tok>::assume(), p, len) }
+        }
+        $(#[$attr])*
         unsafe fn forward_row(c: &RowCtx) {
             unsafe { row::forward_row::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
         }

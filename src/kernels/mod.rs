@@ -18,6 +18,7 @@ mod avx512;
 mod generic;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub(crate) mod peak;
 pub(crate) mod row;
 pub(crate) mod scalar;
 mod simd;
@@ -138,6 +139,23 @@ pub(crate) struct InputGradArgs {
     pub dzp: *mut f32,
 }
 
+/// One optimizer step over a whole parameter buffer: reads the parameters `p`, the
+/// gradients `g` and the state `s1` (momentum buffer or first moment) and `s2`
+/// (second moment), and writes the new values to the spare buffers `out_*`.
+pub(crate) struct UpdateArgs {
+    pub p: *const f32,
+    pub g: *const f32,
+    pub s1: *const f32,
+    pub s2: *const f32,
+    pub out_p: *mut f32,
+    pub out_s1: *mut f32,
+    pub out_s2: *mut f32,
+    pub len: usize,
+    /// The first step since the state was reset (momentum starts from `g`).
+    pub first: bool,
+    pub update: crate::optim::Update,
+}
+
 /// The functions of one kernel set. All are `unsafe fn`: the caller guarantees that
 /// every pointer in the arguments is valid for the sizes they state.
 pub(crate) struct Kernels {
@@ -157,6 +175,10 @@ pub(crate) struct Kernels {
     pub all_finite: unsafe fn(*const f32, usize) -> bool,
     /// Copy `len` values from the first pointer to the second; true when all finite.
     pub copy_finite: unsafe fn(*const f32, *mut f32, usize) -> bool,
+    /// An optimizer step (see `UpdateArgs`); true when every new value is finite.
+    pub update: unsafe fn(&UpdateArgs) -> bool,
+    /// Sum of squares of `len` values (for gradient clipping).
+    pub sum_sq: unsafe fn(*const f32, usize) -> f64,
     /// The forward pass of one row in one call (`None`: use the layer kernels).
     pub forward_row: Option<unsafe fn(&row::RowCtx)>,
     /// The train step of one row in one call: loss, and whether all was finite.

@@ -85,6 +85,14 @@ impl Simd for Neon {
         }
     }
     #[inline(always)]
+    fn div(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        unsafe { vdivq_f32(a, b) }
+    }
+    #[inline(always)]
+    fn sqrt(self, a: float32x4_t) -> float32x4_t {
+        unsafe { vsqrtq_f32(a) }
+    }
+    #[inline(always)]
     fn hsum(self, a: float32x4_t) -> f32 {
         unsafe { vaddvq_f32(a) }
     }

@@ -19,6 +19,7 @@ use super::generic::{self, put_grad, put_grad1};
 use super::simd::Simd;
 use super::{Fused, HeadArgs, HeadBackArgs, InputGradArgs, PANEL};
 use crate::arena::Plan;
+use crate::config::Loss;
 
 /// Where a one-row pass reads and writes.
 pub(crate) struct RowCtx<'a> {
@@ -177,7 +178,10 @@ pub(crate) unsafe fn train_row<
     unsafe {
         forward_row::<S, NV, NV1>(s, c);
         let dy = at(c.base, plan.dy);
-        let loss = generic::loss_grad(s, at(c.base, plan.yhat), t.y, m, 2.0, dy);
+        let loss = match plan.loss {
+            Loss::Mse => generic::loss_grad(s, at(c.base, plan.yhat), t.y, m, 2.0, dy),
+            Loss::CrossEntropy => crate::loss::softmax_xent(at(c.base, plan.yhat), t.y, 1, m, dy),
+        };
         if !loss.is_finite() {
             return (loss, false);
         }

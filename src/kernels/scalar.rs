@@ -2,10 +2,12 @@
 //! the internal layout. Every other set is tested against it, and it is tested
 //! against f64 finite differences.
 
+use super::UpdateArgs;
 use super::{
     DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs, PANEL,
 };
 use crate::config::Isa;
+use crate::optim::Update;
 
 pub(crate) static KERNELS: Kernels = Kernels {
     isa: Isa::Scalar,
@@ -18,6 +20,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     sgd,
     all_finite,
     copy_finite,
+    update,
+    sum_sq,
     // The reference runs one row through the layer kernels.
     forward_row: None,
     train_row: None,
@@ -235,4 +239,66 @@ unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {
         }
     }
     ok
+}
+
+/// # Safety
+/// The pointers in `a` are valid for `a.len` values (`s2`/`out_s2` for Adam only).
+unsafe fn update(a: &UpdateArgs) -> bool {
+    let mut ok = true;
+    // SAFETY (whole body): t < len.
+    unsafe {
+        match a.update {
+            Update::Momentum {
+                lr,
+                mu,
+                nesterov,
+                wd,
+                scale,
+            } => {
+                for t in 0..a.len {
+                    let p = *a.p.add(t);
+                    let g = scale * *a.g.add(t) + wd * p;
+                    let b = if a.first { g } else { mu * *a.s1.add(t) + g };
+                    let d = if nesterov { g + mu * b } else { b };
+                    let np = p - lr * d;
+                    ok &= np.is_finite() && b.is_finite();
+                    *a.out_p.add(t) = np;
+                    *a.out_s1.add(t) = b;
+                }
+            }
+            Update::Adam {
+                b1,
+                b2,
+                eps,
+                wd,
+                decay,
+                step,
+                inv_sqrt_bc2,
+                scale,
+            } => {
+                for t in 0..a.len {
+                    let p = *a.p.add(t);
+                    let g = scale * *a.g.add(t) + wd * p;
+                    let m = b1 * *a.s1.add(t) + (1.0 - b1) * g;
+                    let v = b2 * *a.s2.add(t) + (1.0 - b2) * g * g;
+                    let np = p * decay - step * (m / (v.sqrt() * inv_sqrt_bc2 + eps));
+                    ok &= np.is_finite() && m.is_finite() && v.is_finite();
+                    *a.out_p.add(t) = np;
+                    *a.out_s1.add(t) = m;
+                    *a.out_s2.add(t) = v;
+                }
+            }
+        }
+    }
+    ok
+}
+
+/// # Safety
+/// `p` is valid for `len` values.
+unsafe fn sum_sq(p: *const f32, len: usize) -> f64 {
+    // SAFETY: the caller guarantees len values at p.
+    unsafe { core::slice::from_raw_parts(p, len) }
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum()
 }

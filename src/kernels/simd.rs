@@ -36,6 +36,10 @@ pub(crate) trait Simd: Copy {
     fn hsum(self, a: Self::V) -> f32;
     /// Bitwise or.
     fn or(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise division.
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise square root.
+    fn sqrt(self, a: Self::V) -> Self::V;
 
     /// Fold `v` into a non-finite marker: `acc | (v - v)` stays all-zero bits while
     /// every value is finite (x - x is +0), and becomes NaN once one is not; `hsum`
@@ -113,6 +117,12 @@ pub(crate) mod emulated {
         }
         fn or(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
             map(|i| f32::from_bits(a[i].to_bits() | b[i].to_bits()))
+        }
+        fn div(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
+            map(|i| a[i] / b[i])
+        }
+        fn sqrt(self, a: [f32; N]) -> [f32; N] {
+            map(|i| a[i].sqrt())
         }
     }
 }
