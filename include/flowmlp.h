@@ -402,6 +402,36 @@ enum flowmlp_status flowmlp_predict_class(struct flowmlp_model *model,
                                           size_t n,
                                           uint32_t *classes_out);
 
+// Bytes of workspace `flowmlp_predict` needs to process `n_rows` rows at a time
+// (a smaller workspace processes fewer rows per pass); 0 for a NULL model.
+//
+// # Safety
+// `model` is NULL or a live handle.
+size_t flowmlp_predict_workspace_size(const struct flowmlp_model *model, size_t n_rows);
+
+// Inference that only reads the model: `n` rows of `x` (`n x d`; any `n` >= 1, not
+// limited by `max_batch`) into `y_out` (`n x m`), with the activations in the
+// caller's `workspace` of `workspace_len` bytes (any alignment; see
+// `flowmlp_predict_workspace_size`; rows are processed in chunks that fit it).
+//
+// Thread safety: any number of threads may call `flowmlp_predict` on the same model
+// at once, each with its own workspace, as long as no thread modifies the model
+// (train, step, set_params, set_optimizer, destroy) meanwhile. Allocates nothing and
+// keeps no forward for `flowmlp_backward`.
+//
+// Errors: NULL `model`, `x`, `y_out` or `workspace`; `n` = 0 or a workspace too small
+// for one row (INVALID_ARGUMENT); a NaN or infinity in `x` (NON_FINITE).
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated; `workspace` is not used by
+// anyone else during the call.
+enum flowmlp_status flowmlp_predict(const struct flowmlp_model *model,
+                                    const float *x,
+                                    size_t n,
+                                    float *y_out,
+                                    void *workspace,
+                                    size_t workspace_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -20,7 +20,7 @@
 use core::ptr::NonNull;
 use std::alloc::Layout;
 
-use crate::arena::{Plan, ALIGN};
+use crate::arena::{Plan, ALIGN, PANEL};
 use crate::config::{Config, Isa, Loss};
 use crate::init;
 use crate::kernels::row::{RowCtx, RowTrain};
@@ -98,6 +98,10 @@ impl core::fmt::Debug for Model {
             .finish()
     }
 }
+
+/// Workspace bytes of `predict` beyond its rows: alignment and rounding of its three
+/// buffers to 64 bytes.
+const PREDICT_SLACK: usize = 4 * ALIGN;
 
 /// Learning rates must be finite and not negative.
 fn check_lr(lr: f32) -> Result<(), Error> {
@@ -358,6 +362,77 @@ impl Model {
         let st = self.st_mut();
         st.grads = 1 - st.grads;
         Ok(loss)
+    }
+
+    /// Bytes of workspace `predict` needs to process `rows` rows at a time (any `rows`,
+    /// also beyond `max_batch`; a smaller workspace processes fewer rows at a time).
+    pub fn predict_workspace_size(&self, rows: usize) -> usize {
+        let per_row = self.predict_row_bytes();
+        rows.max(1)
+            .saturating_mul(per_row)
+            .saturating_add(PREDICT_SLACK)
+    }
+
+    /// Bytes of workspace one row of `predict` takes: two activation rows of the widest
+    /// layer and the head's scratch.
+    fn predict_row_bytes(&self) -> usize {
+        let plan = &self.st().plan;
+        let max_ld = plan.ld[..plan.n_hidden].iter().copied().max().unwrap_or(0);
+        (2 * max_ld + PANEL) * core::mem::size_of::<f32>()
+    }
+
+    /// Inference that only reads the model: `n = x.len() / d` rows (any number, not
+    /// limited by `max_batch`) into `y_out` (`n x m`), with activations in the
+    /// caller's `workspace` (see `predict_workspace_size`), processed in chunks of as
+    /// many rows as the workspace holds. Any number of threads may predict with one
+    /// model at once, each with its own workspace, while none trains it.
+    pub fn predict(&self, x: &[f32], y_out: &mut [f32], workspace: &mut [u8]) -> Result<(), Error> {
+        let plan = &self.st().plan;
+        let (d, m) = (plan.inputs, plan.outputs);
+        if x.is_empty() || !x.len().is_multiple_of(d) || y_out.len() != x.len() / d * m {
+            return Err(Error::InvalidArgument);
+        }
+        let n = x.len() / d;
+        let chunk = workspace.len().saturating_sub(PREDICT_SLACK) / self.predict_row_bytes();
+        if chunk == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        if !self.all_finite(x) {
+            return Err(Error::NonFinite);
+        }
+        let chunk = chunk.min(n);
+        let max_ld = plan.ld[..plan.n_hidden].iter().copied().max().unwrap_or(0);
+        // Carve two activation buffers and the head's scratch, 64-byte aligned.
+        let base = workspace.as_mut_ptr();
+        let start = base.align_offset(ALIGN);
+        let hbytes = (chunk * max_ld * 4).next_multiple_of(ALIGN);
+        // SAFETY: start + 2 * hbytes + chunk * PANEL * 4 <= workspace.len(), since
+        // PREDICT_SLACK covers the alignment and the rounding.
+        let (h0, h1, part) = unsafe {
+            let h0 = base.add(start);
+            (
+                h0 as *mut f32,
+                h0.add(hbytes) as *mut f32,
+                h0.add(2 * hbytes) as *mut f32,
+            )
+        };
+        let mut i0 = 0;
+        while i0 < n {
+            let rows = chunk.min(n - i0);
+            // SAFETY: the buffers above hold `chunk >= rows` rows each; x and y_out hold
+            // rows i0..i0 + rows; the model is only read.
+            unsafe {
+                self.layers_forward(
+                    x.as_ptr().add(i0 * d),
+                    rows,
+                    |l| if l % 2 == 0 { h0 } else { h1 },
+                    y_out.as_mut_ptr().add(i0 * m),
+                    part,
+                );
+            }
+            i0 += rows;
+        }
+        Ok(())
     }
 
     /// `forward`, then the index of the largest output of each row into `classes`
@@ -625,17 +700,47 @@ impl Model {
             };
             return;
         }
+        // SAFETY: the arena's activation, prediction and scratch sections are sized for
+        // max_batch >= n rows.
+        unsafe {
+            self.layers_forward(
+                x,
+                n,
+                |l| s.ptr(plan.h[l]),
+                s.ptr(plan.yhat),
+                s.ptr(plan.part),
+            )
+        }
+    }
+
+    /// The layer kernels over `n` rows of `x`, writing layer `l`'s activations to
+    /// `h(l)`, the predictions to `yhat` and the head's scratch to `part`. Reads the
+    /// parameters only.
+    ///
+    /// # Safety
+    /// `x` holds `n * d` floats; `h(l)` holds `n * ld_l` floats and does not overlap
+    /// `h(l - 1)`; `yhat` holds `n * m` floats and `part` `n * PANEL`.
+    unsafe fn layers_forward(
+        &self,
+        x: *const f32,
+        n: usize,
+        h: impl Fn(usize) -> *mut f32,
+        yhat: *mut f32,
+        part: *mut f32,
+    ) {
+        let s = self.st();
+        let (plan, k) = (&s.plan, s.kernels);
+        let p = self.params_ptr();
         let nh = plan.n_hidden;
         let out = plan.layers[nh];
-        let yhat = s.ptr(plan.yhat);
         let fuse_head = plan.outputs == 1;
         let (mut a, mut lda) = (x, plan.inputs);
-        // SAFETY (whole body): all offsets come from the plan and lie in the arena;
-        // every buffer is sized for max_batch >= n rows.
+        // SAFETY (whole body): parameter offsets come from the plan; the buffers are
+        // the caller's promise.
         unsafe {
             for l in 0..nh {
                 let lp = plan.layers[l];
-                let h = s.ptr(plan.h[l]);
+                let h = h(l);
                 let head_here = fuse_head && l + 1 == nh;
                 (k.dense_relu)(&DenseArgs {
                     a,
@@ -653,7 +758,7 @@ impl Model {
                     },
                     head_bias: if head_here { *p.add(out.b) } else { 0.0 },
                     yhat,
-                    part: s.ptr(plan.part),
+                    part,
                 });
                 a = h;
                 lda = plan.ld[l];

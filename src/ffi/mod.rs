@@ -789,3 +789,70 @@ pub unsafe extern "C" fn flowmlp_predict_class(
         m.predict_class(x, classes)
     })
 }
+
+/// Bytes of workspace `flowmlp_predict` needs to process `n_rows` rows at a time
+/// (a smaller workspace processes fewer rows per pass); 0 for a NULL model.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_predict_workspace_size(
+    model: *const flowmlp_model,
+    n_rows: usize,
+) -> usize {
+    ffi_value!(0, {
+        // SAFETY: the caller passes a live handle or NULL.
+        unsafe { borrow(model) }.map_or(0, |m| m.predict_workspace_size(n_rows))
+    })
+}
+
+/// Inference that only reads the model: `n` rows of `x` (`n x d`; any `n` >= 1, not
+/// limited by `max_batch`) into `y_out` (`n x m`), with the activations in the
+/// caller's `workspace` of `workspace_len` bytes (any alignment; see
+/// `flowmlp_predict_workspace_size`; rows are processed in chunks that fit it).
+///
+/// Thread safety: any number of threads may call `flowmlp_predict` on the same model
+/// at once, each with its own workspace, as long as no thread modifies the model
+/// (train, step, set_params, set_optimizer, destroy) meanwhile. Allocates nothing and
+/// keeps no forward for `flowmlp_backward`.
+///
+/// Errors: NULL `model`, `x`, `y_out` or `workspace`; `n` = 0 or a workspace too small
+/// for one row (INVALID_ARGUMENT); a NaN or infinity in `x` (NON_FINITE).
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated; `workspace` is not used by
+/// anyone else during the call.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_predict(
+    model: *const flowmlp_model,
+    x: *const f32,
+    n: usize,
+    y_out: *mut f32,
+    workspace: *mut core::ffi::c_void,
+    workspace_len: usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        non_null!(x);
+        non_null!(y_out);
+        let workspace = non_null!(workspace);
+        if n == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let cfg = m.config();
+        let (xl, yl) = (
+            n.checked_mul(cfg.inputs).ok_or(Error::InvalidArgument)?,
+            n.checked_mul(cfg.outputs).ok_or(Error::InvalidArgument)?,
+        );
+        // SAFETY: the caller guarantees the sizes stated for x, y_out and workspace.
+        let (x, y, ws) = unsafe {
+            (
+                floats(x, xl)?,
+                floats_mut(y_out, yl)?,
+                core::slice::from_raw_parts_mut(workspace as *mut u8, workspace_len),
+            )
+        };
+        m.predict(x, y, ws)
+    })
+}
