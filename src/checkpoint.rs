@@ -342,22 +342,22 @@ impl Model {
         let mut head = [0u8; FIXED];
         read_full(&mut file, &mut head)?;
         let header = Header::parse(&head)?;
+        // Never trust the header's length for an allocation: a regular file must have
+        // exactly that length, and anything else is read as far as it goes (growing
+        // with the bytes that actually arrive), to at most one byte more.
+        let meta = file.metadata().map_err(|_| Error::Io)?;
+        if meta.is_file() && meta.len() != header.total_len as u64 {
+            return Err(Error::BadCheckpoint);
+        }
         let mut bytes: Vec<u8> = Vec::new();
-        bytes
-            .try_reserve_exact(header.total_len)
-            .map_err(|_| Error::OutOfMemory)?;
         bytes.extend_from_slice(&head);
-        bytes.resize(header.total_len, 0);
-        read_full(&mut file, &mut bytes[FIXED..])?;
-        // Trailing bytes: not a checkpoint this build wrote.
-        let mut extra = [0u8; 1];
-        loop {
-            match file.read(&mut extra) {
-                Ok(0) => break,
-                Ok(_) => return Err(Error::BadCheckpoint),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return Err(Error::Io),
-            }
+        let rest = (header.total_len - FIXED) as u64 + 1;
+        (&mut file)
+            .take(rest)
+            .read_to_end(&mut bytes)
+            .map_err(|_| Error::Io)?;
+        if bytes.len() != header.total_len {
+            return Err(Error::BadCheckpoint);
         }
         Model::load(&bytes, max_batch, isa)
     }
@@ -428,7 +428,10 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
     }
 
     #[test]

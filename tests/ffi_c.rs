@@ -244,3 +244,21 @@ fn c_online_example_learns() {
         "examples/c/online.c: {out}"
     );
 }
+
+#[test]
+fn c_hardening_test_program_passes() {
+    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
+    let exe = build(
+        "test_hardening",
+        &compiler("CC", "cc"),
+        &flags,
+        "ffi-tests/test_hardening.c",
+    );
+    for isa in [None, Some("scalar")] {
+        let out = run_program(&exe, isa);
+        assert!(
+            out.contains(" checks, 0 failed"),
+            "ffi-tests/test_hardening.c (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
+        );
+    }
+}

@@ -100,5 +100,38 @@ mod tests {
             message(-1).to_str().unwrap(),
             "unknown flowmlp status value"
         );
+        assert_eq!(
+            message(ERRORS.len() as i32 + 1).to_str().unwrap(),
+            "unknown flowmlp status value"
+        );
+    }
+
+    /// The contract's row "a Rust panic never crosses the C boundary": the wrappers
+    /// every `extern "C"` function is built from turn one into INTERNAL (or the
+    /// fallback value).
+    #[test]
+    fn a_panic_becomes_internal() {
+        use super::super::macros::{ffi_status, ffi_value};
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let s = ffi_status!({
+            if core::hint::black_box(true) {
+                panic!("a bug");
+            }
+            Ok(())
+        });
+        let v: usize = ffi_value!(7, {
+            if core::hint::black_box(true) {
+                panic!("a bug");
+            }
+            1
+        });
+        std::panic::set_hook(quiet);
+        assert_eq!(s, flowmlp_status::FLOWMLP_ERROR_INTERNAL);
+        assert_eq!(v, 7);
+        assert_eq!(
+            ffi_status!({ Err(Error::NoForward) }),
+            flowmlp_status::FLOWMLP_ERROR_NO_FORWARD
+        );
     }
 }
