@@ -1,5 +1,6 @@
-//! Criterion throughput of `train_step` and `forward` for every kernel set this
-//! machine runs, on the six benchmark shapes of `common::SHAPES`.
+//! Criterion throughput of `train_step`, `forward` and `predict` (with a workspace
+//! for all `n` rows) for every kernel set this machine runs, on the six benchmark
+//! shapes of `common::SHAPES`.
 //!
 //! Benchmark ids are `group/kernel set/shape` (e.g. `train_step/avx2/course`), and
 //! the throughput is `n` elements per call, so criterion reports samples/s. Inputs
@@ -7,8 +8,6 @@
 //! allocate. `cargo bench --bench throughput -- --quick` runs a short pass, and a
 //! filter selects a subset (`-- train_step/avx2`). The one-table summary against
 //! the measured peak and a matrixmultiply baseline is `examples/perf_report`.
-//!
-//! A `predict` group joins these once `Model::predict` exists.
 
 use std::hint::black_box;
 
@@ -63,5 +62,28 @@ fn forward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step, forward);
+fn predict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("predict");
+    for shape in &SHAPES {
+        let (x, _) = shape.batch();
+        let mut out = vec![0.0f32; shape.n * shape.m];
+        group.throughput(Throughput::Elements(shape.n as u64));
+        group.sample_size(sample_size(shape));
+        for isa in kernel_sets() {
+            let model = shape.model(isa);
+            let mut workspace = vec![0u8; model.predict_workspace_size(shape.n)];
+            group.bench_function(BenchmarkId::new(isa.name(), shape.name), |b| {
+                b.iter(|| {
+                    model
+                        .predict(black_box(&x), &mut out, &mut workspace)
+                        .unwrap();
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, forward, predict);
 criterion_main!(benches);
