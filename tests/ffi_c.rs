@@ -3,6 +3,10 @@
 //! (`target/<profile>/libflowmlp.a`), run them, and fail with their output when they
 //! fail. Compilers: `$CC` (default `cc`) and `$CXX` (default `c++`). The C API test is
 //! built with `-fsanitize=address,undefined` when the C compiler supports it.
+//!
+//! Cross runs (`scripts/test-aarch64.sh`): `$CC`/`$CXX` name the cross compilers (with
+//! `-static`), and `$FLOWMLP_TEST_RUNNER` (whitespace-separated words, e.g.
+//! `qemu-aarch64`) is the command the built programs run under.
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
@@ -11,7 +15,7 @@ use std::sync::OnceLock;
 
 /// Libraries a Rust staticlib needs, as `cargo rustc --lib --crate-type staticlib --
 /// --print native-static-libs` reports them for this crate.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
 const NATIVE_LIBS: &[&str] = &[
     "-lgcc_s",
     "-lutil",
@@ -19,6 +23,20 @@ const NATIVE_LIBS: &[&str] = &[
     "-lpthread",
     "-lm",
     "-ldl",
+    "-lc",
+];
+/// The same for a build with `-C target-feature=+crt-static` (the aarch64 cross run,
+/// whose programs are linked with `-static`): libgcc's static unwinder, no libgcc_s.
+#[cfg(all(target_os = "linux", target_feature = "crt-static"))]
+const NATIVE_LIBS: &[&str] = &[
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+    "-lgcc_eh",
+    "-lgcc",
     "-lc",
 ];
 #[cfg(target_os = "macos")]
@@ -93,6 +111,20 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A command running the built program `exe`: under `$FLOWMLP_TEST_RUNNER` (an
+/// emulator and its arguments) when that is set, else directly.
+fn program(exe: &Path) -> Command {
+    let runner = compiler("FLOWMLP_TEST_RUNNER", "");
+    match runner.split_first() {
+        Some((first, args)) if !first.is_empty() => {
+            let mut cmd = Command::new(first);
+            cmd.args(args).arg(exe);
+            cmd
+        }
+        _ => Command::new(exe),
+    }
+}
+
 fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
@@ -136,11 +168,7 @@ fn sanitizer_flags() -> &'static [&'static str] {
             .arg(&exe)
             .output()
             .is_ok_and(|o| o.status.success());
-        if built
-            && Command::new(&exe)
-                .output()
-                .is_ok_and(|o| o.status.success())
-        {
+        if built && program(&exe).output().is_ok_and(|o| o.status.success()) {
             SANITIZE
         } else {
             eprintln!(
@@ -182,7 +210,7 @@ fn build(name: &str, compiler: &[String], flags: &[&str], source: &str) -> PathB
 
 /// Run a built program with `FLOWMLP_ISA` set to `isa` (unset for `None`); its stdout.
 fn run_program(exe: &Path, isa: Option<&str>) -> String {
-    let mut cmd = Command::new(exe);
+    let mut cmd = program(exe);
     cmd.current_dir(exe.parent().expect("the program's directory"))
         .env("UBSAN_OPTIONS", "print_stacktrace=1");
     match isa {
