@@ -432,6 +432,44 @@ enum flowmlp_status flowmlp_predict(const struct flowmlp_model *model,
                                     void *workspace,
                                     size_t workspace_len);
 
+// Write `model`'s flow graph in Graphviz DOT into `buf[0..cap]`, as a NUL-terminated
+// ASCII string (render it with `dot -Tsvg`): the input X; per hidden layer l the
+// nodes W_l, b_l, matmul, add bias and ReLU; the output layer's W_o, b_o, matmul and
+// add bias; the targets Y, the loss node and the scalar L. Every edge is labelled
+// with the shape flowing along it (`n x d`, `h_1 x d`, ...), where `n` stands for
+// the rows of one call (the graph's title gives `max_batch`). The text depends only
+// on the configuration. Reads the model only and allocates nothing.
+//
+// Buffer rules: `*written` (when `written` is not NULL) always receives the size the
+// text needs, NUL included, whenever `model` is not NULL, even when the call fails
+// (as `snprintf` reports the length it needs; the one exception to "output
+// parameters are written only on success"). On success that many bytes were written.
+// `buf` = NULL with `cap` = 0 only asks for the size: FLOWMLP_OK, nothing written.
+//
+// Errors: NULL `model`; NULL `buf` with `cap` > 0; `cap` smaller than the size
+// (INVALID_ARGUMENT; nothing written to `buf`, as `flowmlp_save`).
+//
+// # Safety
+// `buf` is NULL or valid for writing `cap` bytes; `written` is NULL or writable;
+// `model` is NULL or a live handle, not being changed by another thread.
+enum flowmlp_status flowmlp_graph_dot(const struct flowmlp_model *model,
+                                      char *buf,
+                                      size_t cap,
+                                      size_t *written);
+
+// Copy the configuration of `model` into `*out`: the topology (`hidden` entries past
+// `n_hidden` are 0), `max_batch`, `seed` and `loss` it was created or loaded with,
+// and `isa` resolved to the kernel set in use (never `FLOWMLP_ISA_AUTO`). For a
+// model from `flowmlp_load`, this is how a program learns its shape. Reads only.
+//
+// Errors: NULL `model` or `out`.
+//
+// # Safety
+// `out` is NULL or writable; `model` is NULL or a live handle, not being changed by
+// another thread.
+enum flowmlp_status flowmlp_get_config(const struct flowmlp_model *model,
+                                       struct flowmlp_config *out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

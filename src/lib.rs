@@ -36,6 +36,7 @@ mod checkpoint;
 mod config;
 mod error;
 pub mod ffi;
+mod graph;
 mod init;
 mod kernels;
 mod loss;

@@ -856,3 +856,91 @@ pub unsafe extern "C" fn flowmlp_predict(
         m.predict(x, y, ws)
     })
 }
+
+/// Write `model`'s flow graph in Graphviz DOT into `buf[0..cap]`, as a NUL-terminated
+/// ASCII string (render it with `dot -Tsvg`): the input X; per hidden layer l the
+/// nodes W_l, b_l, matmul, add bias and ReLU; the output layer's W_o, b_o, matmul and
+/// add bias; the targets Y, the loss node and the scalar L. Every edge is labelled
+/// with the shape flowing along it (`n x d`, `h_1 x d`, ...), where `n` stands for
+/// the rows of one call (the graph's title gives `max_batch`). The text depends only
+/// on the configuration. Reads the model only and allocates nothing.
+///
+/// Buffer rules: `*written` (when `written` is not NULL) always receives the size the
+/// text needs, NUL included, whenever `model` is not NULL, even when the call fails
+/// (as `snprintf` reports the length it needs; the one exception to "output
+/// parameters are written only on success"). On success that many bytes were written.
+/// `buf` = NULL with `cap` = 0 only asks for the size: FLOWMLP_OK, nothing written.
+///
+/// Errors: NULL `model`; NULL `buf` with `cap` > 0; `cap` smaller than the size
+/// (INVALID_ARGUMENT; nothing written to `buf`, as `flowmlp_save`).
+///
+/// # Safety
+/// `buf` is NULL or valid for writing `cap` bytes; `written` is NULL or writable;
+/// `model` is NULL or a live handle, not being changed by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_graph_dot(
+    model: *const flowmlp_model,
+    buf: *mut c_char,
+    cap: usize,
+    written: *mut usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        let size = m.graph_dot_size();
+        if !written.is_null() {
+            // SAFETY: non-null; the caller guarantees it is writable.
+            unsafe { *written = size };
+        }
+        if buf.is_null() {
+            return if cap == 0 {
+                Ok(())
+            } else {
+                Err(Error::NullPointer)
+            };
+        }
+        // SAFETY: the caller guarantees `cap` writable bytes at `buf`.
+        let buf = unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, cap) };
+        m.graph_dot(buf).map(|_| ())
+    })
+}
+
+/// Copy the configuration of `model` into `*out`: the topology (`hidden` entries past
+/// `n_hidden` are 0), `max_batch`, `seed` and `loss` it was created or loaded with,
+/// and `isa` resolved to the kernel set in use (never `FLOWMLP_ISA_AUTO`). For a
+/// model from `flowmlp_load`, this is how a program learns its shape. Reads only.
+///
+/// Errors: NULL `model` or `out`.
+///
+/// # Safety
+/// `out` is NULL or writable; `model` is NULL or a live handle, not being changed by
+/// another thread.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_get_config(
+    model: *const flowmlp_model,
+    out: *mut flowmlp_config,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        let out = non_null!(out);
+        let cfg = m.config();
+        let to_u32 = |v: usize| u32::try_from(v).map_err(|_| Error::Internal);
+        let mut c = flowmlp_config {
+            n_inputs: to_u32(cfg.inputs)?,
+            n_outputs: to_u32(cfg.outputs)?,
+            n_hidden: to_u32(cfg.n_hidden)?,
+            hidden: [0; MAX_HIDDEN],
+            max_batch: to_u32(cfg.max_batch)?,
+            seed: cfg.seed,
+            isa: m.isa() as u32,
+            loss: cfg.loss as u32,
+        };
+        for (dst, &src) in c.hidden.iter_mut().zip(cfg.hidden_widths()) {
+            *dst = to_u32(src)?;
+        }
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out = c };
+        Ok(())
+    })
+}
