@@ -26,12 +26,10 @@ use crate::init;
 use crate::kernels::row::{RowCtx, RowTrain};
 use crate::kernels::WeightGradArgs;
 use crate::kernels::{
-    self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs,
+    self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, TrainRowFn, UpdateArgs,
 };
 use crate::optim::{clip_scale, Optimizer, Update};
 
-/// A kernel set's one-row train step.
-type TrainRowFn = unsafe fn(&RowCtx, &RowTrain) -> (f32, bool);
 use crate::Error;
 
 /// The header at the start of the arena.
@@ -165,7 +163,7 @@ impl Model {
         if memory.is_null() {
             return Err(Error::NullPointer);
         }
-        if (memory as usize) % ALIGN != 0 || size < plan.total {
+        if !(memory as usize).is_multiple_of(ALIGN) || size < plan.total {
             return Err(Error::InvalidArgument);
         }
         // SAFETY: the caller guarantees `size >= plan.total` writable bytes.

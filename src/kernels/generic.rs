@@ -514,6 +514,7 @@ struct DzBlock {
 /// bias gradient of those columns, summed over the rows of `blk`. `ap` points at
 /// A's value for the block's first row and column `k0`; rows are `stride` apart.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, const BIAS: bool>(
     s: S,
     a: &WeightGradArgs,

@@ -156,6 +156,10 @@ pub(crate) struct UpdateArgs {
     pub update: crate::optim::Update,
 }
 
+/// A kernel set's one-row train step: the loss, and whether it and every update
+/// were finite.
+pub(crate) type TrainRowFn = unsafe fn(&row::RowCtx, &row::RowTrain) -> (f32, bool);
+
 /// The functions of one kernel set. All are `unsafe fn`: the caller guarantees that
 /// every pointer in the arguments is valid for the sizes they state.
 pub(crate) struct Kernels {
@@ -182,7 +186,7 @@ pub(crate) struct Kernels {
     /// The forward pass of one row in one call (`None`: use the layer kernels).
     pub forward_row: Option<unsafe fn(&row::RowCtx)>,
     /// The train step of one row in one call: loss, and whether all was finite.
-    pub train_row: Option<unsafe fn(&row::RowCtx, &row::RowTrain) -> (f32, bool)>,
+    pub train_row: Option<TrainRowFn>,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

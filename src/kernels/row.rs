@@ -15,6 +15,9 @@
 //! With a fused SGD step every gradient is applied as it is stored (see `Fused`).
 //! All functions are `#[inline(always)]`, compiled inside their ISA's entry points.
 
+// Tile loops index several register arrays in lockstep; ranges read best there.
+#![allow(clippy::needless_range_loop)]
+
 use super::generic::{self, put_grad, put_grad1};
 use super::simd::Simd;
 use super::{Fused, HeadArgs, HeadBackArgs, InputGradArgs, PANEL};
