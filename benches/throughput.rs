@@ -8,13 +8,30 @@
 //! allocate. `cargo bench --bench throughput -- --quick` runs a short pass, and a
 //! filter selects a subset (`-- train_step/avx2`). The one-table summary against
 //! the measured peak and a matrixmultiply baseline is `examples/perf_report`.
+//!
+//! The optimizers: `optimizer_step/<optimizer>/<kernel set>/<shape>` times `step`
+//! alone (the update from gradients already there; throughput in parameters), and
+//! `optimizer_train_step/<optimizer>/<kernel set>/<shape>` the whole `train_step`
+//! with that optimizer (plain SGD's is `train_step` above), for SGD, momentum 0.9 and
+//! Adam on the `OPTIMIZER_SHAPES`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use flowmlp::Optimizer;
 
 mod common;
 use common::{kernel_sets, Shape, LR, SHAPES};
+
+/// The optimizers of the optimizer groups.
+const OPTIMIZERS: [(&str, Optimizer); 3] = [
+    ("sgd", Optimizer::SGD),
+    ("momentum", Optimizer::momentum(0.9, false)),
+    ("adam", Optimizer::ADAM),
+];
+
+/// The shapes of the optimizer groups (by name in `SHAPES`).
+const OPTIMIZER_SHAPES: [&str; 3] = ["course", "medium", "deep"];
 
 /// Fewer samples for the shapes whose scalar calls take tens of milliseconds, so a
 /// full run stays within minutes.
@@ -85,5 +102,56 @@ fn predict(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step, forward, predict);
+fn optimizer_shapes() -> impl Iterator<Item = &'static Shape> {
+    SHAPES.iter().filter(|s| OPTIMIZER_SHAPES.contains(&s.name))
+}
+
+fn optimizer_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("optimizer_step");
+    for shape in optimizer_shapes() {
+        let (x, y) = shape.batch();
+        for isa in kernel_sets() {
+            for (name, opt) in OPTIMIZERS {
+                let mut model = shape.model(isa);
+                model.set_optimizer(opt).unwrap();
+                // Gradients to step with; every step reuses them.
+                model.forward(&x, None).unwrap();
+                model.backward(&y).unwrap();
+                group.throughput(Throughput::Elements(model.param_count() as u64));
+                let id = BenchmarkId::new(format!("{name}/{}", isa.name()), shape.name);
+                group.bench_function(id, |b| b.iter(|| model.step(black_box(LR)).unwrap()));
+            }
+        }
+    }
+    group.finish();
+}
+
+fn optimizer_train_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("optimizer_train_step");
+    for shape in optimizer_shapes() {
+        let (x, y) = shape.batch();
+        group.throughput(Throughput::Elements(shape.n as u64));
+        group.sample_size(sample_size(shape));
+        for isa in kernel_sets() {
+            for (name, opt) in OPTIMIZERS.iter().skip(1) {
+                let mut model = shape.model(isa);
+                model.set_optimizer(*opt).unwrap();
+                let id = BenchmarkId::new(format!("{name}/{}", isa.name()), shape.name);
+                group.bench_function(id, |b| {
+                    b.iter(|| model.train_step(black_box(&x), black_box(&y), LR).unwrap())
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    train_step,
+    forward,
+    predict,
+    optimizer_step,
+    optimizer_train_step
+);
 criterion_main!(benches);

@@ -290,3 +290,21 @@ fn c_hardening_test_program_passes() {
         );
     }
 }
+
+#[test]
+fn c_optimizer_test_program_passes() {
+    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
+    let exe = build(
+        "test_optim",
+        &compiler("CC", "cc"),
+        &flags,
+        "ffi-tests/test_optim.c",
+    );
+    for isa in [None, Some("scalar")] {
+        let out = run_program(&exe, isa);
+        assert!(
+            out.contains(" checks, 0 failed"),
+            "ffi-tests/test_optim.c (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
+        );
+    }
+}

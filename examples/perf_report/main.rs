@@ -18,6 +18,8 @@
 //!    for the baseline: median ns per call, samples/s, GFLOP/s by the FLOP model of
 //!    `benches/common/mod.rs`, % of that kernel set's peak, arena bytes, and the
 //!    speedup over the baseline.
+//! 5. the optimizers (`optim.rs`): `step` alone for SGD, momentum and Adam at the
+//!    medium shape, and as a share of a `train_step` there.
 //!
 //! Timing: per row, calls run for a warm-up time, then in batches of back-to-back
 //! calls sized from the warm-up; the row reports the median over batches of the mean
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use flowmlp::{Isa, Model};
 
 mod baseline;
+mod optim;
 #[path = "../../benches/common/mod.rs"]
 mod common;
 
@@ -425,6 +428,9 @@ fn main() {
         }
     }
 
+    // 4. The optimizers' step at the medium shape.
+    let optimizers = optim::section(&sets, &mut |f| median_ns(budget, &clock, f));
+
     let on_cpu = match (cpu0, thread_cpu_ns()) {
         (Some(a), Some(b)) => format!(
             "{:.0} % of the wall time on a CPU",
@@ -455,6 +461,7 @@ fn main() {
          (single-threaded) plus plain loops; its \"arena bytes\" are its own buffers. \
          Each time is the median over batches of back-to-back calls after a warm-up, in this thread's CPU time."
     );
+    print!("{optimizers}");
     println!(
         "\n_Measured in {:.1} s{}; timed in this thread's CPU time, {on_cpu}._",
         started.elapsed().as_secs_f64(),

@@ -1,0 +1,438 @@
+/*
+ * test_optim.c: the C API of the optimizers, the loss selection and class prediction
+ * (flowmlp_set_optimizer, flowmlp_config.loss, flowmlp_predict_class).
+ *
+ * Build by hand after `cargo build` (tests/ffi_c.rs does this under `cargo test`, with
+ * -fsanitize=address,undefined when the compiler has it):
+ *   cc -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -Iffi-tests \
+ *      ffi-tests/test_optim.c target/debug/libflowmlp.a \
+ *      -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o test_optim
+ *
+ * Checks: every optimizer kind is accepted and its first step is the one its rule
+ * gives (SGD: -lr g; Nesterov: -lr (1 + mu) g; Adam: -lr g / (|g| + eps); AdamW: the
+ * same after p *= 1 - lr wd); every invalid kind or hyperparameter is
+ * INVALID_ARGUMENT and changes nothing, neither the parameters and gradients (bit for
+ * bit) nor the optimizer state (the model goes on exactly like an untouched twin);
+ * NULL pointers; the loss field (0, 1, anything else INVALID_CONFIG); the
+ * cross-entropy loss value against double; predict_class against the argmax of
+ * flowmlp_forward, with its NULL, n = 0 and n > max_batch refusals; and a small
+ * cross-entropy classifier trained with Adam through the C API. Prints
+ * "N checks, F failed"; exits 0 only when every check passed.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctest.h"
+#include "flowmlp.h"
+
+#define MAXP 1024 /* largest parameter count of the models below */
+
+/* ---------------------------------------------------------------- helpers */
+
+static int expect_status(flowmlp_status got, flowmlp_status want, const char *call,
+                         const char *file, int line) {
+    ++ctest_checks;
+    if (got != want) {
+        ++ctest_failures;
+        fprintf(stderr, "%s:%d: %s\n    returned %d (%s), expected %d (%s)\n", file, line, call,
+                (int)got, flowmlp_status_message((int)got), (int)want,
+                flowmlp_status_message((int)want));
+        fflush(stderr);
+        return 0;
+    }
+    return 1;
+}
+
+/* EXPECT(call, status): the call returns exactly that status. */
+#define EXPECT(call, want) expect_status((call), (want), #call, __FILE__, __LINE__)
+
+/* The parameters and gradients of a model (flat layout). */
+typedef struct {
+    size_t n;
+    float params[MAXP];
+    float grads[MAXP];
+} snapshot;
+
+static snapshot snap_before, snap_after;
+
+static void take_snapshot(const flowmlp_model *m, snapshot *s) {
+    s->n = flowmlp_param_count(m);
+    if (s->n == 0 || s->n > MAXP || flowmlp_get_params(m, s->params, s->n) != FLOWMLP_OK ||
+        flowmlp_get_grads(m, s->grads, s->n) != FLOWMLP_OK) {
+        fprintf(stderr, "take_snapshot failed (parameter count %lu)\n", (unsigned long)s->n);
+        exit(2);
+    }
+}
+
+static int same_state(const flowmlp_model *m, const snapshot *s) {
+    take_snapshot(m, &snap_after);
+    return snap_after.n == s->n &&
+           memcmp(snap_after.params, s->params, s->n * sizeof(float)) == 0 &&
+           memcmp(snap_after.grads, s->grads, s->n * sizeof(float)) == 0;
+}
+
+/* EXPECT_REFUSED(model, call, status): the call returns the error status and leaves
+ * parameters and gradients bit for bit as they were. */
+#define EXPECT_REFUSED(m, call, want)                                                  \
+    do {                                                                               \
+        take_snapshot((m), &snap_before);                                              \
+        EXPECT(call, want);                                                            \
+        ctest_check(same_state((m), &snap_before), __FILE__, __LINE__,                 \
+                    "parameters and gradients unchanged by " #call);                   \
+    } while (0)
+
+static flowmlp_config make_config(uint32_t d, uint32_t h, uint32_t m, uint32_t max_batch,
+                                  uint64_t seed, uint32_t loss) {
+    flowmlp_config c;
+    memset(&c, 0, sizeof c);
+    c.n_inputs = d;
+    c.n_outputs = m;
+    c.n_hidden = 1;
+    c.hidden[0] = h;
+    c.max_batch = max_batch;
+    c.seed = seed;
+    c.isa = FLOWMLP_ISA_AUTO;
+    c.loss = loss;
+    return c;
+}
+
+static flowmlp_model *create_or_die(const flowmlp_config *c) {
+    flowmlp_model *m = NULL;
+    flowmlp_status s = flowmlp_create(c, &m);
+    if (s != FLOWMLP_OK || m == NULL) {
+        fprintf(stderr, "flowmlp_create failed: %s\n", flowmlp_status_message((int)s));
+        exit(2);
+    }
+    return m;
+}
+
+/* Deterministic data in [-1, 1). */
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+static float uniform(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 40) / (double)(1ULL << 24) * 2.0 - 1.0);
+}
+static void fill_uniform(float *v, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) v[i] = uniform();
+}
+
+static flowmlp_optimizer sgd(float momentum, uint32_t nesterov, float weight_decay) {
+    flowmlp_optimizer o;
+    memset(&o, 0, sizeof o);
+    o.kind = FLOWMLP_OPTIMIZER_SGD;
+    o.momentum = momentum;
+    o.nesterov = nesterov;
+    o.weight_decay = weight_decay;
+    return o;
+}
+
+static flowmlp_optimizer adam(uint32_t kind, float weight_decay) {
+    flowmlp_optimizer o;
+    memset(&o, 0, sizeof o);
+    o.kind = kind;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.999f;
+    o.eps = 1e-8f;
+    o.weight_decay = weight_decay;
+    return o;
+}
+
+/* Index of the first largest of m values. */
+static uint32_t argmax(const float *row, uint32_t m) {
+    uint32_t j, best = 0;
+    for (j = 1; j < m; ++j)
+        if (row[j] > row[best]) best = j;
+    return best;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* D -> H -> M, batch N: the model of the optimizer tests. */
+enum { D = 5, H = 7, M = 3, N = 4 };
+
+/* One step of `opt` from the same parameters and gradients: every parameter moves as
+ * `want(p, g)` says, within float tolerance. */
+typedef double (*rule_fn)(double p, double g);
+static double lr_g;
+static double mu_g;
+static double wd_g;
+static double rule_sgd(double p, double g) { return p - lr_g * (g + wd_g * p); }
+static double rule_nesterov(double p, double g) { return p - lr_g * (1.0 + mu_g) * g; }
+static double rule_adam(double p, double g) {
+    double gw = g + wd_g * p; /* Adam's L2 */
+    return p - lr_g * gw / (fabs(gw) + 1e-8);
+}
+static double rule_adamw(double p, double g) {
+    return p * (1.0 - lr_g * wd_g) - lr_g * g / (fabs(g) + 1e-8);
+}
+
+static void check_first_step(const char *name, flowmlp_optimizer opt, rule_fn rule,
+                             const float *x, const float *y) {
+    flowmlp_config c = make_config(D, H, M, N, 3, FLOWMLP_LOSS_MSE);
+    flowmlp_model *m = create_or_die(&c);
+    static float p0[MAXP], p1[MAXP], g[MAXP];
+    size_t i, np = flowmlp_param_count(m), bad = 0;
+    const float lr = 0.01f;
+    EXPECT(flowmlp_set_optimizer(m, &opt), FLOWMLP_OK);
+    EXPECT(flowmlp_get_params(m, p0, np), FLOWMLP_OK);
+    EXPECT(flowmlp_forward(m, x, N, NULL), FLOWMLP_OK);
+    EXPECT(flowmlp_backward(m, y, NULL), FLOWMLP_OK);
+    EXPECT(flowmlp_get_grads(m, g, np), FLOWMLP_OK);
+    EXPECT(flowmlp_step(m, lr), FLOWMLP_OK);
+    EXPECT(flowmlp_get_params(m, p1, np), FLOWMLP_OK);
+    lr_g = lr;
+    for (i = 0; i < np; ++i) {
+        double want;
+        /* Adam's first step is lr times the sign of the (decayed) gradient, which is
+         * ill-conditioned where that is about 0: skip those. */
+        if (rule == rule_adam && fabs(g[i] + wd_g * p0[i]) < 1e-4) continue;
+        if (rule == rule_adamw && fabs(g[i]) < 1e-4) continue;
+        want = rule(p0[i], g[i]);
+        if (fabs(p1[i] - want) > 1e-5 * (fabs(want) + 0.1)) {
+            if (bad++ == 0)
+                fprintf(stderr, "%s: parameter %lu is %.9g after one step, expected %.9g\n",
+                        name, (unsigned long)i, p1[i], want);
+        }
+    }
+    CTEST_NOTE("first step of %s: %lu of %lu parameters off the rule\n", name,
+               (unsigned long)bad, (unsigned long)np);
+    CHECK(bad == 0);
+    flowmlp_destroy(m);
+}
+
+static void test_each_kind(void) {
+    float x[N * D], y[N * M];
+    fill_uniform(x, N * D);
+    fill_uniform(y, N * M);
+    wd_g = 0.0;
+    check_first_step("SGD", sgd(0.0f, 0, 0.0f), rule_sgd, x, y);
+    /* The first momentum step is plain SGD (the buffer starts as the gradient). */
+    check_first_step("SGD momentum", sgd(0.9f, 0, 0.0f), rule_sgd, x, y);
+    mu_g = 0.9f;
+    check_first_step("SGD Nesterov", sgd(0.9f, 1, 0.0f), rule_nesterov, x, y);
+    wd_g = 0.25f;
+    check_first_step("SGD weight decay", sgd(0.0f, 0, 0.25f), rule_sgd, x, y);
+    wd_g = 0.0;
+    check_first_step("Adam", adam(FLOWMLP_OPTIMIZER_ADAM, 0.0f), rule_adam, x, y);
+    wd_g = 0.5f;
+    check_first_step("Adam weight decay", adam(FLOWMLP_OPTIMIZER_ADAM, 0.5f), rule_adam, x, y);
+    check_first_step("AdamW", adam(FLOWMLP_OPTIMIZER_ADAMW, 0.5f), rule_adamw, x, y);
+}
+
+/* Train `m` `steps` steps on batches drawn from `*seed`. */
+static void train(flowmlp_model *m, int steps, uint64_t seed) {
+    float x[N * D], y[N * M];
+    int s;
+    rng_state = seed;
+    for (s = 0; s < steps; ++s) {
+        fill_uniform(x, N * D);
+        fill_uniform(y, N * M);
+        if (flowmlp_train_step(m, x, y, N, 0.01f, NULL) != FLOWMLP_OK) {
+            fprintf(stderr, "train: step %d failed\n", s);
+            exit(2);
+        }
+    }
+}
+
+static void test_invalid_optimizers(void) {
+    flowmlp_config c = make_config(D, H, M, N, 5, FLOWMLP_LOSS_MSE);
+    flowmlp_model *a = create_or_die(&c), *b = create_or_die(&c);
+    flowmlp_optimizer good = adam(FLOWMLP_OPTIMIZER_ADAM, 0.01f), bad[32];
+    float pa[MAXP], pb[MAXP];
+    size_t i, nbad = 0, np = flowmlp_param_count(a);
+    good.clip_norm = 0.5f;
+    EXPECT(flowmlp_set_optimizer(a, &good), FLOWMLP_OK);
+    EXPECT(flowmlp_set_optimizer(b, &good), FLOWMLP_OK);
+    train(a, 3, 101);
+    train(b, 3, 101);
+
+    /* BAD(field, value): `good` with one field changed. */
+#define BAD(field, value) (bad[nbad] = good, bad[nbad].field = (value), ++nbad)
+    BAD(kind, 3u);
+    BAD(kind, UINT32_MAX);
+    bad[nbad++] = sgd(0.9f, 2, 0.0f);            /* nesterov not 0/1 */
+    bad[nbad++] = sgd(0.0f, 1, 0.0f);            /* Nesterov without momentum */
+    bad[nbad++] = sgd(1.0f, 0, 0.0f);            /* momentum 1 */
+    bad[nbad++] = sgd(-0.5f, 0, 0.0f);           /* momentum < 0 */
+    bad[nbad++] = sgd((float)NAN, 0, 0.0f);      /* momentum NaN */
+    bad[nbad++] = sgd(0.9f, 0, -1.0f);           /* weight decay < 0 */
+    bad[nbad++] = sgd(0.9f, 0, (float)INFINITY); /* weight decay inf */
+    BAD(beta1, 1.0f);
+    BAD(beta1, -0.1f);
+    BAD(beta1, (float)NAN);
+    BAD(beta2, 1.0f);
+    BAD(beta2, -0.1f);
+    BAD(eps, 0.0f);
+    BAD(eps, -1e-8f);
+    BAD(eps, (float)NAN);
+    BAD(eps, (float)INFINITY);
+    BAD(weight_decay, -0.01f);
+    BAD(weight_decay, (float)NAN);
+    BAD(clip_norm, -1.0f);
+    BAD(clip_norm, (float)NAN);
+    BAD(clip_norm, (float)INFINITY);
+    good.kind = FLOWMLP_OPTIMIZER_ADAMW;
+    BAD(beta2, 1.5f);
+    BAD(eps, 0.0f);
+    BAD(weight_decay, -1.0f);
+    good.kind = FLOWMLP_OPTIMIZER_ADAM;
+#undef BAD
+    for (i = 0; i < nbad; ++i) {
+        take_snapshot(a, &snap_before);
+        if (!EXPECT(flowmlp_set_optimizer(a, &bad[i]), FLOWMLP_ERROR_INVALID_ARGUMENT))
+            fprintf(stderr, "    (invalid optimizer number %lu)\n", (unsigned long)i);
+        CHECK(same_state(a, &snap_before));
+    }
+    EXPECT_REFUSED(a, flowmlp_set_optimizer(a, NULL), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT(flowmlp_set_optimizer(NULL, &good), FLOWMLP_ERROR_NULL_POINTER);
+
+    /* The moments, step count and clipping were kept: the same future as the twin. */
+    train(a, 4, 102);
+    train(b, 4, 102);
+    EXPECT(flowmlp_get_params(a, pa, np), FLOWMLP_OK);
+    EXPECT(flowmlp_get_params(b, pb, np), FLOWMLP_OK);
+    CHECK(memcmp(pa, pb, np * sizeof(float)) == 0);
+
+    /* Setting the optimizer again starts from fresh state: a fresh model with the
+     * same parameters goes on identically. */
+    {
+        flowmlp_model *f = create_or_die(&c);
+        EXPECT(flowmlp_set_params(f, pa, np), FLOWMLP_OK);
+        EXPECT(flowmlp_set_optimizer(f, &good), FLOWMLP_OK);
+        EXPECT(flowmlp_set_optimizer(a, &good), FLOWMLP_OK);
+        train(a, 4, 103);
+        train(f, 4, 103);
+        EXPECT(flowmlp_get_params(a, pa, np), FLOWMLP_OK);
+        EXPECT(flowmlp_get_params(f, pb, np), FLOWMLP_OK);
+        CHECK(memcmp(pa, pb, np * sizeof(float)) == 0);
+        flowmlp_destroy(f);
+    }
+    flowmlp_destroy(a);
+    flowmlp_destroy(b);
+}
+
+static void test_loss_field(void) {
+    flowmlp_config c = make_config(3, 4, 2, 2, 1, FLOWMLP_LOSS_MSE);
+    flowmlp_model *m = NULL;
+    char sentinel;
+    flowmlp_model *const marker = (flowmlp_model *)(void *)&sentinel;
+    uint32_t bad[3] = {2u, 7u, UINT32_MAX};
+    int i;
+    for (i = 0; i < 3; ++i) {
+        c.loss = bad[i];
+        m = marker;
+        EXPECT(flowmlp_create(&c, &m), FLOWMLP_ERROR_INVALID_CONFIG);
+        CHECK(m == marker);
+        CHECK(flowmlp_arena_size(&c) == 0);
+    }
+    c.loss = FLOWMLP_LOSS_CROSS_ENTROPY;
+    CHECK(flowmlp_arena_size(&c) > 0);
+    m = NULL;
+    if (EXPECT(flowmlp_create(&c, &m), FLOWMLP_OK)) {
+        /* The loss of backward is (1/n) sum_i (logsumexp(z_i) - sum_j y_ij z_ij) for
+         * rows of probabilities y_i; against double on flowmlp's own outputs. */
+        float x[6] = {0.5f, -1.0f, 0.25f, 2.0f, 0.0f, -0.75f};
+        float y[4] = {1.0f, 0.0f, 0.3f, 0.7f};
+        float z[4], loss = 0.0f;
+        double want = 0.0;
+        int r;
+        EXPECT(flowmlp_forward(m, x, 2, z), FLOWMLP_OK);
+        EXPECT(flowmlp_backward(m, y, &loss), FLOWMLP_OK);
+        for (r = 0; r < 2; ++r) {
+            double mx = z[2 * r] > z[2 * r + 1] ? z[2 * r] : z[2 * r + 1];
+            double lse = mx + log(exp(z[2 * r] - mx) + exp(z[2 * r + 1] - mx));
+            want += lse - (y[2 * r] * z[2 * r] + y[2 * r + 1] * z[2 * r + 1]);
+        }
+        want /= 2.0;
+        CTEST_NOTE("cross-entropy loss %.9g, double %.9g\n", loss, want);
+        CHECK(fabs(loss - want) <= 1e-6 * (fabs(want) + 1e-3));
+        flowmlp_destroy(m);
+    }
+}
+
+static void test_predict_class(void) {
+    enum { PD = 4, PM = 5, PB = 6 };
+    flowmlp_config c = make_config(PD, 9, PM, PB, 17, FLOWMLP_LOSS_CROSS_ENTROPY);
+    flowmlp_model *m = create_or_die(&c);
+    float x[(PB + 1) * PD], z[PB * PM], y[PB * PM];
+    uint32_t classes[PB + 1];
+    size_t n, i;
+    fill_uniform(x, (PB + 1) * PD);
+    for (n = 1; n <= PB; ++n) {
+        int ok = 1;
+        EXPECT(flowmlp_forward(m, x, n, z), FLOWMLP_OK);
+        for (i = 0; i <= PB; ++i) classes[i] = 0xDEADBEEFu;
+        EXPECT(flowmlp_predict_class(m, x, n, classes), FLOWMLP_OK);
+        for (i = 0; i < n; ++i) ok &= classes[i] == argmax(&z[i * PM], PM);
+        CHECK(ok);
+        CHECK(classes[n] == 0xDEADBEEFu); /* nothing past n */
+    }
+    /* predict_class keeps the forward, like flowmlp_forward. */
+    for (i = 0; i < PB * PM; ++i) y[i] = i % PM == 2 ? 1.0f : 0.0f;
+    EXPECT(flowmlp_backward(m, y, NULL), FLOWMLP_OK);
+
+    for (i = 0; i <= PB; ++i) classes[i] = 0xDEADBEEFu;
+    EXPECT_REFUSED(m, flowmlp_predict_class(NULL, x, 1, classes), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT_REFUSED(m, flowmlp_predict_class(m, NULL, 1, classes), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT_REFUSED(m, flowmlp_predict_class(m, x, 1, NULL), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT_REFUSED(m, flowmlp_predict_class(m, x, 0, classes), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    EXPECT_REFUSED(m, flowmlp_predict_class(m, x, PB + 1, classes),
+                   FLOWMLP_ERROR_BATCH_TOO_LARGE);
+    x[PD + 1] = (float)NAN;
+    EXPECT_REFUSED(m, flowmlp_predict_class(m, x, 2, classes), FLOWMLP_ERROR_NON_FINITE);
+    {
+        int untouched = 1;
+        for (i = 0; i <= PB; ++i) untouched &= classes[i] == 0xDEADBEEFu;
+        CHECK(untouched);
+    }
+    /* The refusals left the kept forward: backward still works. */
+    EXPECT(flowmlp_backward(m, y, NULL), FLOWMLP_OK);
+    flowmlp_destroy(m);
+}
+
+/* Three Gaussian-ish blobs in the plane, learned with cross-entropy and Adam. */
+static void test_classifier(void) {
+    enum { CN = 96, CK = 3 };
+    static const float centers[CK][2] = {{-2.0f, 0.0f}, {2.0f, 1.0f}, {0.0f, -2.5f}};
+    flowmlp_config c = make_config(2, 16, CK, CN, 23, FLOWMLP_LOSS_CROSS_ENTROPY);
+    flowmlp_model *m = create_or_die(&c);
+    flowmlp_optimizer opt = adam(FLOWMLP_OPTIMIZER_ADAM, 0.0f);
+    float x[CN * 2], y[CN * CK], loss = 0.0f, first = 0.0f;
+    uint32_t label[CN], pred[CN];
+    int i, epoch, right = 0;
+    rng_state = 7;
+    for (i = 0; i < CN; ++i) {
+        int k = i % CK, j;
+        label[i] = (uint32_t)k;
+        x[2 * i] = centers[k][0] + 0.6f * uniform();
+        x[2 * i + 1] = centers[k][1] + 0.6f * uniform();
+        for (j = 0; j < CK; ++j) y[i * CK + j] = j == k ? 1.0f : 0.0f;
+    }
+    EXPECT(flowmlp_set_optimizer(m, &opt), FLOWMLP_OK);
+    for (epoch = 0; epoch < 100; ++epoch) {
+        if (flowmlp_train_step(m, x, y, CN, 0.01f, &loss) != FLOWMLP_OK) break;
+        if (epoch == 0) first = loss;
+    }
+    CHECK(epoch == 100);
+    EXPECT(flowmlp_predict_class(m, x, CN, pred), FLOWMLP_OK);
+    for (i = 0; i < CN; ++i) right += pred[i] == label[i];
+    CTEST_NOTE("blobs: loss %.4f -> %.4f, %d of %d right\n", first, loss, right, CN);
+    CHECK(loss < 0.1f * first);
+    CHECK(right == CN);
+    flowmlp_destroy(m);
+}
+
+int main(void) {
+    test_each_kind();
+    test_invalid_optimizers();
+    test_loss_field();
+    test_predict_class();
+    test_classifier();
+    return CTEST_SUMMARY();
+}
