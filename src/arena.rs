@@ -16,6 +16,7 @@
 //! dz[0], dz[1]  masked gradients dZ of two adjacent layers, max_batch x max ld_l
 //! part          partial sums of the m = 1 head across weight chunks, max_batch x 16
 //! pack          packed columns of a layer's input for the weight gradients
+//! wt            a layer's weights laid out for dZ W (layers 2..k, batches of 4+ rows)
 //! ```
 //!
 //! Internal parameter layout. A hidden layer with `in` inputs and `out` units keeps
@@ -84,6 +85,7 @@ pub(crate) struct Plan {
     pub dz: [usize; 2],
     pub part: usize,
     pub pack: usize,
+    pub wt: usize,
     /// Total bytes of the arena.
     pub total: usize,
 }
@@ -177,6 +179,13 @@ impl Plan {
             }
         }
         let pack = c.take_floats(pack_len)?;
+        let mut wt_len = 0;
+        if mb >= 4 {
+            for l in 1..k {
+                wt_len = wt_len.max(mul(ld[l - 1], ld[l])?);
+            }
+        }
+        let wt = c.take_floats(wt_len)?;
         Ok(Plan {
             inputs: cfg.inputs,
             outputs: cfg.outputs,
@@ -197,6 +206,7 @@ impl Plan {
             dz,
             part,
             pack,
+            wt,
             total: c.0,
         })
     }

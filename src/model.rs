@@ -757,6 +757,7 @@ impl Model {
                     head_bias: if head_here { *p.add(out.b) } else { 0.0 },
                     yhat,
                     part,
+                    mask: core::ptr::null(),
                 });
                 a = h;
                 lda = plan.ld[l];
@@ -859,6 +860,7 @@ impl Model {
                         hp: a,
                         ldp: lda,
                         dzp: dz(l - 1),
+                        wt: s.ptr(plan.wt),
                     });
                 }
             }

@@ -219,12 +219,14 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
     // offset below stays inside W, b, A, H and the head row.
     unsafe {
         let w = a.w.add(p * k * PANEL);
-        let bias = a.b.add(p * PANEL);
         let mut acc = [[s.zero(); NV]; R];
-        for v in 0..NV {
-            let b = s.load(bias.add(v * S::LANES));
-            for row in acc.iter_mut() {
-                row[v] = b;
+        if !a.b.is_null() {
+            let bias = a.b.add(p * PANEL);
+            for v in 0..NV {
+                let b = s.load(bias.add(v * S::LANES));
+                for row in acc.iter_mut() {
+                    row[v] = b;
+                }
             }
         }
         let rows: [*const f32; R] = core::array::from_fn(|r| a.a.add((i0 + r) * a.lda));
@@ -245,8 +247,14 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
         let head = !a.head.is_null();
         for r in 0..R {
             let out = a.h.add((i0 + r) * ld + p * PANEL);
+            let mask = a.mask.wrapping_add((i0 + r) * ld + p * PANEL);
             for v in 0..NV {
-                let h = s.max0(acc[r][v]);
+                // ReLU, or for the backward the mask [Hp > 0] of the layer below.
+                let h = if a.mask.is_null() {
+                    s.max0(acc[r][v])
+                } else {
+                    s.select_pos(s.load(mask.add(v * S::LANES)), acc[r][v])
+                };
                 s.store(out.add(v * S::LANES), h);
                 if head {
                     let wo = s.load(a.head.add(p * PANEL + v * S::LANES));
@@ -571,10 +579,44 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
 /// The pointers in `a` are valid for the sizes it states. `RI * CI * NV1` vectors fit
 /// the register file.
 #[inline(always)]
-pub(crate) unsafe fn input_grad<S: Simd, const RI: usize, const CI: usize, const NV1: usize>(
+pub(crate) unsafe fn input_grad<
+    S: Simd,
+    const RI: usize,
+    const CI: usize,
+    const NV1: usize,
+    const MR: usize,
+    const NV: usize,
+>(
     s: S,
     a: &InputGradArgs,
 ) {
+    if !a.wt.is_null() && a.n >= 4 {
+        // SAFETY: the caller's contract; wt holds ldp * panels * PANEL floats.
+        unsafe {
+            transpose_panels(a);
+            // dZp = (dZ W) * [Hp > 0]: the forward's GEMM over the transposed weights,
+            // with the mask as its epilogue and no bias.
+            dense_relu::<S, MR, NV, NV1>(
+                s,
+                &DenseArgs {
+                    a: a.dz,
+                    lda: a.panels * PANEL,
+                    n: a.n,
+                    k: a.panels * PANEL,
+                    w: a.wt,
+                    b: core::ptr::null(),
+                    panels: a.ldp / PANEL,
+                    h: a.dzp,
+                    head: core::ptr::null(),
+                    head_bias: 0.0,
+                    yhat: core::ptr::null_mut(),
+                    part: core::ptr::null_mut(),
+                    mask: a.hp,
+                },
+            );
+        }
+        return;
+    }
     let mut i0 = 0;
     // SAFETY (whole body): tiles stay within n rows and k columns; padding columns
     // k..ldp of each row are inside dZp.
@@ -599,6 +641,31 @@ pub(crate) unsafe fn input_grad<S: Simd, const RI: usize, const CI: usize, const
                 }
             }
             i0 += rows;
+        }
+    }
+}
+
+/// Lay W out for `dZ W` as the forward lays it out for `X W^T`: panels of 16 inputs,
+/// each `out x 16` (`wt[q][j][c] = W[j][16 q + c]`), zero past the layer's inputs.
+/// It costs one pass over W per call against n passes in the product.
+///
+/// # Safety
+/// `a.w` holds the layer's panels; `a.wt` holds `ldp * panels * PANEL` floats.
+#[inline(always)]
+unsafe fn transpose_panels(a: &InputGradArgs) {
+    let ld = a.panels * PANEL;
+    for q in 0..a.ldp / PANEL {
+        for j in 0..ld {
+            // SAFETY: q < ldp / PANEL and j < ld index inside wt; kk < k and j's panel
+            // index inside W.
+            unsafe {
+                let dst = a.wt.add((q * ld + j) * PANEL);
+                let src = a.w.add((j / PANEL) * a.k * PANEL + j % PANEL);
+                for c in 0..PANEL {
+                    let kk = q * PANEL + c;
+                    *dst.add(c) = if kk < a.k { *src.add(kk * PANEL) } else { 0.0 };
+                }
+            }
         }
     }
 }
@@ -943,8 +1010,8 @@ macro_rules! simd_kernel_set {
             unsafe { generic::weight_grad::<$tok, $kr, $nvw, $nv1>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
-        unsafe fn input_grad(a: &InputGradArgs) {
-            unsafe { generic::input_grad::<$tok, $ri, $ci, $nv1>(<$tok>::assume(), a) }
+                unsafe fn input_grad(a: &InputGradArgs) {
+            unsafe { generic::input_grad::<$tok, $ri, $ci, $nv1, $mr, $nv>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
         unsafe fn loss_grad(yhat: *const f32, y: *const f32, len: usize, scale: f32, dy: *mut f32) -> f32 {

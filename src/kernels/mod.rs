@@ -38,7 +38,7 @@ pub(crate) struct DenseArgs {
     pub k: usize,
     /// `panels` panels of `k x PANEL`.
     pub w: *const f32,
-    /// `panels * PANEL` biases (zero past the real width).
+    /// `panels * PANEL` biases (zero past the real width), or null for none.
     pub b: *const f32,
     pub panels: usize,
     /// Output rows `n x panels * PANEL`; padding columns are written as zero.
@@ -50,6 +50,9 @@ pub(crate) struct DenseArgs {
     pub yhat: *mut f32,
     /// Scratch for the head's partial sums, `n x PANEL`, when `head` is non-null.
     pub part: *mut f32,
+    /// Null for the forward; for the backward's `dZ W`, the layer below's activations
+    /// (row stride as `h`), whose mask `[Hp > 0]` replaces the ReLU (and `b` is null).
+    pub mask: *const f32,
 }
 
 /// The linear output layer: `yhat[i][c] = bo[c] + H[i] . wo[c]`.
@@ -137,6 +140,9 @@ pub(crate) struct InputGradArgs {
     pub hp: *const f32,
     pub ldp: usize,
     pub dzp: *mut f32,
+    /// Scratch for W laid out for this product (`ldp * panels * PANEL` floats), or
+    /// null for the dot-product kernel.
+    pub wt: *mut f32,
 }
 
 /// One optimizer step over a whole parameter buffer: reads the parameters `p`, the

@@ -257,7 +257,7 @@ pub(crate) unsafe fn train_row<
                 }
             }
             if l > 0 {
-                generic::input_grad::<S, RI, CI, NV1>(
+                generic::input_grad::<S, RI, CI, NV1, 1, NV1>(
                     s,
                     &InputGradArgs {
                         dz,
@@ -268,6 +268,7 @@ pub(crate) unsafe fn train_row<
                         hp: a,
                         ldp: plan.ld[l - 1],
                         dzp: at(c.base, plan.dz[(l - 1) % 2]),
+                        wt: core::ptr::null_mut(),
                     },
                 );
             }
