@@ -72,14 +72,14 @@ impl Model {
         for h in hidden {
             write!(w, " -> {h}")?;
         }
-        write!(
+        writeln!(
             w,
-            " -> {m}, {loss} loss; n = rows per call (training: 1..{})\"];\n",
+            " -> {m}, {loss} loss; n = rows per call (training: 1..{})\"];",
             cfg.max_batch
         )?;
         w.write_str("  node [fontname=\"Helvetica\", fontsize=11];\n")?;
         w.write_str("  edge [fontname=\"Helvetica\", fontsize=10];\n")?;
-        write!(w, "  X [label=\"X\\ninput\", {DATA}];\n")?;
+        writeln!(w, "  X [label=\"X\\ninput\", {DATA}];")?;
 
         // Hidden layers: matmul, add bias, ReLU.
         let mut prev = "X"; // the node whose output feeds the next matmul
@@ -87,58 +87,55 @@ impl Model {
         let mut width = d; // and its width
         for (i, &h) in hidden.iter().enumerate() {
             let l = i + 1;
-            write!(w, "  W{l} [label=\"W_{l}\", {PARAM}];\n")?;
-            write!(w, "  b{l} [label=\"b_{l}\", {PARAM}];\n")?;
+            writeln!(w, "  W{l} [label=\"W_{l}\", {PARAM}];")?;
+            writeln!(w, "  b{l} [label=\"b_{l}\", {PARAM}];")?;
             if prev_l == 0 {
-                write!(w, "  mm{l} [label=\"matmul\\nX W_{l}^T\", {OP}];\n")?;
+                writeln!(w, "  mm{l} [label=\"matmul\\nX W_{l}^T\", {OP}];")?;
             } else {
-                write!(
+                writeln!(w, "  mm{l} [label=\"matmul\\nH_{prev_l} W_{l}^T\", {OP}];")?;
+            }
+            writeln!(w, "  add{l} [label=\"add bias\\n+ b_{l}\", {OP}];")?;
+            writeln!(w, "  relu{l} [label=\"ReLU\", {OP}];")?;
+            if prev_l == 0 {
+                writeln!(w, "  X -> mm{l} [label=\"X: n x {width}\"];")?;
+            } else {
+                writeln!(
                     w,
-                    "  mm{l} [label=\"matmul\\nH_{prev_l} W_{l}^T\", {OP}];\n"
+                    "  {prev}{prev_l} -> mm{l} [label=\"H_{prev_l}: n x {width}\"];"
                 )?;
             }
-            write!(w, "  add{l} [label=\"add bias\\n+ b_{l}\", {OP}];\n")?;
-            write!(w, "  relu{l} [label=\"ReLU\", {OP}];\n")?;
-            if prev_l == 0 {
-                write!(w, "  X -> mm{l} [label=\"X: n x {width}\"];\n")?;
-            } else {
-                write!(
-                    w,
-                    "  {prev}{prev_l} -> mm{l} [label=\"H_{prev_l}: n x {width}\"];\n"
-                )?;
-            }
-            write!(w, "  W{l} -> mm{l} [label=\"{h} x {width}\"];\n")?;
-            write!(w, "  mm{l} -> add{l} [label=\"n x {h}\"];\n")?;
-            write!(w, "  b{l} -> add{l} [label=\"{h}\"];\n")?;
-            write!(w, "  add{l} -> relu{l} [label=\"Z_{l}: n x {h}\"];\n")?;
+            writeln!(w, "  W{l} -> mm{l} [label=\"{h} x {width}\"];")?;
+            writeln!(w, "  mm{l} -> add{l} [label=\"n x {h}\"];")?;
+            writeln!(w, "  b{l} -> add{l} [label=\"{h}\"];")?;
+            writeln!(w, "  add{l} -> relu{l} [label=\"Z_{l}: n x {h}\"];")?;
             prev = "relu";
             prev_l = l;
             width = h;
         }
 
         // Output layer: matmul and add bias, no activation.
-        write!(w, "  Wo [label=\"W_o\", {PARAM}];\n")?;
-        write!(w, "  bo [label=\"b_o\", {PARAM}];\n")?;
-        write!(w, "  mmo [label=\"matmul\\nH_{prev_l} W_o^T\", {OP}];\n")?;
-        write!(w, "  addo [label=\"add bias\\n+ b_o\", {OP}];\n")?;
-        write!(
+        writeln!(w, "  Wo [label=\"W_o\", {PARAM}];")?;
+        writeln!(w, "  bo [label=\"b_o\", {PARAM}];")?;
+        writeln!(w, "  mmo [label=\"matmul\\nH_{prev_l} W_o^T\", {OP}];")?;
+        writeln!(w, "  addo [label=\"add bias\\n+ b_o\", {OP}];")?;
+        writeln!(
             w,
-            "  {prev}{prev_l} -> mmo [label=\"H_{prev_l}: n x {width}\"];\n"
+            "  {prev}{prev_l} -> mmo [label=\"H_{prev_l}: n x {width}\"];"
         )?;
-        write!(w, "  Wo -> mmo [label=\"{m} x {width}\"];\n")?;
-        write!(w, "  mmo -> addo [label=\"n x {m}\"];\n")?;
-        write!(w, "  bo -> addo [label=\"{m}\"];\n")?;
+        writeln!(w, "  Wo -> mmo [label=\"{m} x {width}\"];")?;
+        writeln!(w, "  mmo -> addo [label=\"n x {m}\"];")?;
+        writeln!(w, "  bo -> addo [label=\"{m}\"];")?;
 
         // The loss against the targets.
         let formula = match cfg.loss {
             Loss::Mse => "(1/n) sum (Yhat - Y)^2",
             Loss::CrossEntropy => "-(1/n) sum Y log softmax(Yhat)",
         };
-        write!(w, "  Y [label=\"Y\\ntargets\", {DATA}];\n")?;
-        write!(w, "  loss [label=\"{loss}\\n{formula}\", {OP}];\n")?;
+        writeln!(w, "  Y [label=\"Y\\ntargets\", {DATA}];")?;
+        writeln!(w, "  loss [label=\"{loss}\\n{formula}\", {OP}];")?;
         w.write_str("  L [label=\"L\", shape=doublecircle];\n")?;
-        write!(w, "  addo -> loss [label=\"Yhat: n x {m}\"];\n")?;
-        write!(w, "  Y -> loss [label=\"Y: n x {m}\"];\n")?;
+        writeln!(w, "  addo -> loss [label=\"Yhat: n x {m}\"];")?;
+        writeln!(w, "  Y -> loss [label=\"Y: n x {m}\"];")?;
         w.write_str("  loss -> L [label=\"scalar\"];\n")?;
         w.write_str("}\n")
     }
