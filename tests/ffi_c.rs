@@ -308,3 +308,93 @@ fn c_optimizer_test_program_passes() {
         );
     }
 }
+
+#[test]
+fn c_graph_dot_test_program_passes() {
+    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
+    let exe = build(
+        "test_graph",
+        &compiler("CC", "cc"),
+        &flags,
+        "ffi-tests/test_graph.c",
+    );
+    let out = run_program(&exe, None);
+    assert!(
+        out.contains(" checks, 0 failed"),
+        "ffi-tests/test_graph.c printed no \"N checks, 0 failed\":\n{out}"
+    );
+}
+
+/// `include/flowmlp.hpp` as C++17 (both method families, eight predicting threads),
+/// with the sanitizers when available.
+#[test]
+fn cpp_wrapper_test_program_passes() {
+    let flags: Vec<&str> = CXX_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
+    let exe = build(
+        "test_cpp",
+        &compiler("CXX", "c++"),
+        &flags,
+        "ffi-tests/test_cpp.cpp",
+    );
+    for isa in [None, Some("scalar")] {
+        let out = run_program(&exe, isa);
+        assert!(
+            out.contains(" checks, 0 failed"),
+            "ffi-tests/test_cpp.cpp (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
+        );
+    }
+}
+
+/// The wrapper without exceptions (only the try_ family), as C++20 so that std::span
+/// is passed directly. Skipped, with a note, when `$CXX` does not accept `-std=c++20`.
+#[test]
+fn cpp_wrapper_without_exceptions_as_cpp20() {
+    let cxx = compiler("CXX", "c++");
+    let dir = out_dir("cxx20-probe");
+    let src = dir.join("probe.cpp");
+    std::fs::write(&src, "#include <span>\nint main() { return 0; }\n").expect("writing the probe");
+    let probe = Command::new(&cxx[0])
+        .args(&cxx[1..])
+        .args(["-std=c++20", "-fsyntax-only"])
+        .arg(&src)
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "note: {} does not accept -std=c++20 with <span>; skipped",
+            cxx[0]
+        );
+        return;
+    }
+    let flags = [
+        "-std=c++20",
+        "-fno-exceptions",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+    ];
+    let exe = build("test_cpp20", &cxx, &flags, "ffi-tests/test_cpp.cpp");
+    let out = run_program(&exe, None);
+    assert!(
+        out.contains("std::span overloads exercised")
+            && out.contains("the try_ family only")
+            && out.contains(" checks, 0 failed"),
+        "ffi-tests/test_cpp.cpp as C++20 without exceptions:\n{out}"
+    );
+}
+
+#[test]
+fn cpp_example_fits_the_sine() {
+    let flags: Vec<&str> = CXX_FLAGS.iter().chain(&["-O2"]).copied().collect();
+    let exe = build(
+        "fit_sine",
+        &compiler("CXX", "c++"),
+        &flags,
+        "examples/cpp/fit_sine.cpp",
+    );
+    let out = run_program(&exe, None);
+    assert!(
+        out.contains("largest error on the grid"),
+        "examples/cpp/fit_sine.cpp: {out}"
+    );
+}
