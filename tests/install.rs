@@ -1,0 +1,334 @@
+//! `scripts/install.sh` as a C programmer meets it: install into a temporary prefix
+//! (from the libraries this `cargo test` built, via `FLOWMLP_LIB_DIR`, so no nested
+//! cargo build), check the files, the symlinks and the SONAME (`readelf -d`), then
+//! build and run `examples/c/online.c` with `pkg-config --cflags --libs flowmlp` (and
+//! `flowmlp-static`), and with a tiny CMake project using `find_package(flowmlp)`
+//! (`flowmlp::flowmlp`, `flowmlp::flowmlp_static`, and the C++ example).
+//!
+//! Needs `pkg-config`, `cmake` and `readelf` (binutils). A missing tool fails the test
+//! with what to install, unless `FLOWMLP_ALLOW_MISSING_TOOLS=1` allows skipping the
+//! parts that need it (they are then reported as skipped).
+//!
+//! Installing is a host operation: cross runs (`scripts/test-aarch64.sh`, built with
+//! `+crt-static` and run under `$FLOWMLP_TEST_RUNNER`) leave this test out.
+#![cfg(all(target_os = "linux", not(target_feature = "crt-static")))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const SONAME: &str = "libflowmlp.so.0";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding the libflowmlp.a and libflowmlp.so of this build (see
+/// tests/ffi_c.rs: `cargo test` writes them to `target/<profile>/deps`).
+fn built_libs() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
+    for dir in [deps.clone(), deps.parent().unwrap_or(&deps).to_path_buf()] {
+        if dir.join("libflowmlp.a").is_file() && dir.join("libflowmlp.so").is_file() {
+            return dir;
+        }
+    }
+    panic!(
+        "libflowmlp.a and libflowmlp.so not found in {} or its parent: Cargo.toml's \
+         [lib] crate-type must list staticlib and cdylib",
+        deps.display()
+    );
+}
+
+fn work_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .map_or_else(|| "default".into(), |p| p.to_string_lossy().into_owned());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("install")
+        .join(profile);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Run `cmd`; on failure panic with `what`, the command line and its output. Stdout.
+fn run(what: &str, cmd: &mut Command) -> String {
+    let line = describe(cmd);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not start `{line}`: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n$ {line}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Whether `tool` runs; when it does not, fail with `package` to install unless
+/// `FLOWMLP_ALLOW_MISSING_TOOLS=1` (then say it is skipped and return false).
+fn have(tool: &str, version_arg: &str, package: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return true;
+    }
+    let allow = std::env::var("FLOWMLP_ALLOW_MISSING_TOOLS").is_ok_and(|v| v == "1");
+    assert!(
+        allow,
+        "`{tool}` is not installed: the install test needs it (Debian/Ubuntu: \
+         `apt-get install -y {package}`), or set FLOWMLP_ALLOW_MISSING_TOOLS=1 to skip \
+         the checks that use it"
+    );
+    eprintln!("SKIPPED: the checks that need `{tool}` (FLOWMLP_ALLOW_MISSING_TOOLS=1)");
+    false
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn compiler(var: &str, default: &str) -> Vec<String> {
+    let w = words(&std::env::var(var).unwrap_or_default());
+    if w.is_empty() {
+        vec![default.to_string()]
+    } else {
+        w
+    }
+}
+
+fn readelf_dynamic(path: &Path) -> String {
+    run("readelf -d", Command::new("readelf").arg("-d").arg(path))
+}
+
+/// Run a program built against the installed library; `ld_path` adds PREFIX/lib to
+/// the loader's path (pkg-config builds carry no RPATH; CMake builds do).
+fn run_example(what: &str, exe: &Path, ld_path: Option<&Path>) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(exe.parent().expect("the program's directory"))
+        .env_remove("LD_LIBRARY_PATH");
+    if let Some(p) = ld_path {
+        cmd.env("LD_LIBRARY_PATH", p);
+    }
+    run(what, &mut cmd)
+}
+
+#[test]
+fn install_then_build_with_pkg_config_and_cmake() {
+    if std::env::var_os("FLOWMLP_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
+        eprintln!("SKIPPED: a cross run (FLOWMLP_TEST_RUNNER is set); install is a host step");
+        return;
+    }
+    let work = work_dir();
+    let prefix = work.join("prefix");
+    let lib = prefix.join("lib");
+    let out = run(
+        "scripts/install.sh",
+        Command::new("bash")
+            .arg(root().join("scripts/install.sh"))
+            .arg(&prefix)
+            .env("FLOWMLP_LIB_DIR", built_libs())
+            .env_remove("DESTDIR")
+            .env_remove("LIBDIR"),
+    );
+    print!("{out}");
+
+    // The files, the symlinks, the headers as in the repository.
+    for f in ["libflowmlp.a", &format!("libflowmlp.so.{VERSION}")] {
+        assert!(lib.join(f).is_file(), "{f} not installed");
+    }
+    let link = |name: &str| {
+        std::fs::read_link(lib.join(name))
+            .unwrap_or_else(|e| panic!("{name} is not a symlink: {e}"))
+    };
+    assert_eq!(
+        link(SONAME),
+        PathBuf::from(format!("libflowmlp.so.{VERSION}"))
+    );
+    assert_eq!(link("libflowmlp.so"), PathBuf::from(SONAME));
+    for h in ["flowmlp.h", "flowmlp.hpp"] {
+        let installed = std::fs::read(prefix.join("include").join(h)).unwrap();
+        let source = std::fs::read(root().join("include").join(h)).unwrap();
+        assert!(
+            installed == source,
+            "installed {h} differs from include/{h}"
+        );
+    }
+    for f in [
+        "pkgconfig/flowmlp.pc",
+        "pkgconfig/flowmlp-static.pc",
+        "cmake/flowmlp/flowmlpConfig.cmake",
+        "cmake/flowmlp/flowmlpConfigVersion.cmake",
+    ] {
+        assert!(lib.join(f).is_file(), "{f} not installed");
+    }
+    let pc = std::fs::read_to_string(lib.join("pkgconfig/flowmlp.pc")).unwrap();
+    assert!(pc.contains(&format!("Version: {VERSION}\n")), "{pc}");
+    assert!(
+        pc.contains("Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc\n"),
+        "{pc}"
+    );
+
+    let readelf = have("readelf", "--version", "binutils");
+    if readelf {
+        let dynamic = readelf_dynamic(&lib.join(format!("libflowmlp.so.{VERSION}")));
+        assert!(
+            dynamic.contains(&format!("Library soname: [{SONAME}]")),
+            "the installed shared library has no SONAME {SONAME}:\n{dynamic}"
+        );
+    }
+
+    let cc = compiler("CC", "cc");
+    let online = root().join("examples/c/online.c");
+
+    // pkg-config, shared: the program records the SONAME and runs with the library
+    // found through LD_LIBRARY_PATH.
+    if have("pkg-config", "--version", "pkg-config") {
+        let pkg_config = |args: &[&str]| {
+            let mut cmd = Command::new("pkg-config");
+            cmd.args(args)
+                .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+                .env_remove("PKG_CONFIG_LIBDIR")
+                .env_remove("PKG_CONFIG_SYSROOT_DIR");
+            run("pkg-config", &mut cmd)
+        };
+        assert_eq!(pkg_config(&["--modversion", "flowmlp"]).trim(), VERSION);
+        let flags = words(&pkg_config(&["--cflags", "--libs", "flowmlp"]));
+        let exe = work.join("online_pkgconfig");
+        run(
+            "building online.c with pkg-config --cflags --libs flowmlp",
+            Command::new(&cc[0])
+                .args(&cc[1..])
+                .args([
+                    "-std=c99",
+                    "-O2",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                ])
+                .arg(&online)
+                .args(&flags)
+                .arg("-lm") // online.c's own sinf
+                .arg("-o")
+                .arg(&exe),
+        );
+        if readelf {
+            let dynamic = readelf_dynamic(&exe);
+            assert!(
+                dynamic.contains(&format!("Shared library: [{SONAME}]")),
+                "the pkg-config build does not record NEEDED {SONAME}:\n{dynamic}"
+            );
+        }
+        let out = run_example("online (pkg-config, shared)", &exe, Some(&lib));
+        assert!(out.contains("final running loss"), "{out}");
+
+        // pkg-config, static: nothing to find at run time.
+        let flags = words(&pkg_config(&["--cflags", "--libs", "flowmlp-static"]));
+        let exe = work.join("online_pkgconfig_static");
+        run(
+            "building online.c with pkg-config --cflags --libs flowmlp-static",
+            Command::new(&cc[0])
+                .args(&cc[1..])
+                .args(["-std=c99", "-O2"])
+                .arg(&online)
+                .args(&flags)
+                .arg("-o")
+                .arg(&exe),
+        );
+        if readelf {
+            let dynamic = readelf_dynamic(&exe);
+            assert!(!dynamic.contains("libflowmlp"), "{dynamic}");
+        }
+        let out = run_example("online (pkg-config, static)", &exe, None);
+        assert!(out.contains("final running loss"), "{out}");
+    }
+
+    // CMake: find_package(flowmlp 0.1) with both targets, C and C++; an incompatible
+    // version request is refused. The shared builds run through CMake's build RPATH.
+    if have("cmake", "--version", "cmake") {
+        let project = work.join("consumer");
+        std::fs::create_dir_all(&project).unwrap();
+        let examples = root().join("examples");
+        std::fs::write(
+            project.join("CMakeLists.txt"),
+            format!(
+                r#"cmake_minimum_required(VERSION 3.13)
+project(flowmlp_consumer LANGUAGES C CXX)
+
+find_package(flowmlp 0.2 QUIET)   # 0.x: another minor version is another ABI
+if(flowmlp_FOUND)
+  message(FATAL_ERROR "find_package(flowmlp 0.2) accepted flowmlp ${{flowmlp_VERSION}}")
+endif()
+find_package(flowmlp 0.1 REQUIRED)
+message(STATUS "flowmlp ${{flowmlp_VERSION}} from ${{flowmlp_DIR}}")
+
+add_executable(online "{examples}/c/online.c")
+target_link_libraries(online PRIVATE flowmlp::flowmlp m)   # m: online.c's own sinf
+
+add_executable(online_static "{examples}/c/online.c")
+target_link_libraries(online_static PRIVATE flowmlp::flowmlp_static)
+
+add_executable(fit_sine "{examples}/cpp/fit_sine.cpp")
+target_compile_features(fit_sine PRIVATE cxx_std_17)
+target_link_libraries(fit_sine PRIVATE flowmlp::flowmlp)
+"#,
+                examples = examples.display()
+            ),
+        )
+        .unwrap();
+        let build = work.join("consumer-build");
+        let cxx = compiler("CXX", "c++");
+        run(
+            "cmake configure",
+            Command::new("cmake")
+                .arg("-S")
+                .arg(&project)
+                .arg("-B")
+                .arg(&build)
+                .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+                .arg(format!("-DCMAKE_C_COMPILER={}", cc[0]))
+                .arg(format!("-DCMAKE_CXX_COMPILER={}", cxx[0]))
+                .arg("-DCMAKE_BUILD_TYPE=Release"),
+        );
+        run(
+            "cmake build",
+            Command::new("cmake")
+                .arg("--build")
+                .arg(&build)
+                .args(["--parallel", "2"]),
+        );
+        if readelf {
+            let dynamic = readelf_dynamic(&build.join("online"));
+            assert!(
+                dynamic.contains(&format!("Shared library: [{SONAME}]")),
+                "the CMake build does not record NEEDED {SONAME}:\n{dynamic}"
+            );
+        }
+        for (name, want) in [
+            ("online", "final running loss"),
+            ("online_static", "final running loss"),
+            ("fit_sine", "largest error on the grid"),
+        ] {
+            let out = run_example(&format!("{name} (CMake)"), &build.join(name), None);
+            assert!(out.contains(want), "{name}: {out}");
+        }
+    }
+}
