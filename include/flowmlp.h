@@ -79,7 +79,7 @@ typedef enum flowmlp_loss {
   // Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2`.
   FLOWMLP_LOSS_MSE = 0,
   // Softmax cross-entropy over the m outputs (log-sum-exp, stable); the targets are
-  // rows of class probabilities, one-hot rows for class labels.
+  // rows of class probabilities, one-hot rows for class labels. Needs m >= 2.
   FLOWMLP_LOSS_CROSS_ENTROPY = 1,
 } flowmlp_loss;
 

@@ -73,7 +73,7 @@ pub enum Loss {
     Mse = 0,
     /// Softmax cross-entropy over the m outputs, `-(1/n) sum_i sum_j y_ij log
     /// softmax(yhat_i)_j`, computed stably (log-sum-exp). Targets are rows of class
-    /// probabilities: one-hot rows for class labels.
+    /// probabilities: one-hot rows for class labels. Needs m >= 2.
     CrossEntropy = 1,
 }
 
@@ -164,7 +164,9 @@ impl Config {
             && self.outputs >= 1
             && (1..=MAX_HIDDEN).contains(&self.n_hidden)
             && self.max_batch >= 1
-            && self.hidden_widths().iter().all(|&h| h >= 1);
+                        && self.hidden_widths().iter().all(|&h| h >= 1)
+            // A softmax over one output is constant: nothing to learn.
+            && !(self.loss == Loss::CrossEntropy && self.outputs < 2);
         if ok {
             Ok(())
         } else {

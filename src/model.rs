@@ -592,6 +592,7 @@ impl Model {
         let s = self.st_mut();
         s.grads = 1 - s.grads;
         s.params = 1 - s.params;
+        s.steps += 1;
         Ok(loss)
     }
 
@@ -624,6 +625,7 @@ impl Model {
         let s = self.st_mut();
         s.grads = 1 - s.grads;
         s.params = 1 - s.params;
+        s.steps += 1;
         Ok(loss)
     }
 
@@ -674,6 +676,7 @@ impl Model {
         }
         let s = self.st_mut();
         s.params = 1 - cur;
+        s.steps += 1;
         s.fwd_n = 0;
         Ok(())
     }

@@ -534,14 +534,10 @@ fn optimizer_steps_counts_every_step() {
     }
 }
 
-/// `optimizer_steps` is documented as the steps taken since the optimizer was set, but
-/// plain SGD without clipping takes the fused path (`apply_sgd`, the update fused into
-/// `train_step`'s backward pass, and the one-row kernel), none of which counts: after 5
-/// steps it reports 0, and a run that turns clipping on midway counts only part of its
-/// steps. Harmless for the update itself (SGD has no t), but a checkpoint or a caller
-/// that reads the count sees the wrong number. Run with `--ignored`.
+/// `optimizer_steps` counts the steps taken since the optimizer was set on every path,
+/// the fused plain-SGD ones included (`apply_sgd`, the update fused into `train_step`'s
+/// backward pass, and the one-row kernel).
 #[test]
-#[ignore = "core bug: plain SGD (fused path) does not count its steps"]
 fn plain_sgd_steps_are_counted_too() {
     for isa in isas() {
         let mut m = trained(isa, Optimizer::SGD, 0.0, 5, &mut Rng(41));

@@ -54,7 +54,7 @@ pub enum flowmlp_loss {
     /// Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2`.
     FLOWMLP_LOSS_MSE = 0,
     /// Softmax cross-entropy over the m outputs (log-sum-exp, stable); the targets are
-    /// rows of class probabilities, one-hot rows for class labels.
+    /// rows of class probabilities, one-hot rows for class labels. Needs m >= 2.
     FLOWMLP_LOSS_CROSS_ENTROPY = 1,
 }
 
