@@ -68,17 +68,57 @@ fn fill(v: Values, n: usize) -> Vec<f32> {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Create { d: u8, hidden: Vec<u8>, m: u8, max_batch: u8, seed: u64, isa: u8, in_place: bool },
-    Forward { rows: u8, extra: u8, x: Values, want_y: bool },
-    Backward { len_delta: i8, y: Values },
-    Step { lr: f32 },
-    TrainStep { rows: u8, x: Values, y: Values, y_delta: i8, lr: f32 },
-    GetParams { len_delta: i8 },
-    GetGrads { len_delta: i8 },
-    SetParams { values: Values, len_delta: i8, perturb: bool },
-    Save { cap_delta: i16 },
-    Load { max_batch: u8, isa: u8, flip: Option<u16> },
-    Null { which: u8 },
+    Create {
+        d: u8,
+        hidden: Vec<u8>,
+        m: u8,
+        max_batch: u8,
+        seed: u64,
+        isa: u8,
+        in_place: bool,
+    },
+    Forward {
+        rows: u8,
+        extra: u8,
+        x: Values,
+        want_y: bool,
+    },
+    Backward {
+        len_delta: i8,
+        y: Values,
+    },
+    Step {
+        lr: f32,
+    },
+    TrainStep {
+        rows: u8,
+        x: Values,
+        y: Values,
+        y_delta: i8,
+        lr: f32,
+    },
+    GetParams {
+        len_delta: i8,
+    },
+    GetGrads {
+        len_delta: i8,
+    },
+    SetParams {
+        values: Values,
+        len_delta: i8,
+        perturb: bool,
+    },
+    Save {
+        cap_delta: i16,
+    },
+    Load {
+        max_batch: u8,
+        isa: u8,
+        flip: Option<u16>,
+    },
+    Null {
+        which: u8,
+    },
 }
 
 /// 64-byte aligned memory for a model in caller memory.
@@ -136,7 +176,10 @@ fn rust_snap(m: &Model) -> Snap {
     let mut g = vec![0.0; m.param_count()];
     m.get_params(&mut p).unwrap();
     m.get_grads(&mut g).unwrap();
-    assert!(p.iter().all(|v| v.is_finite()), "a non-finite parameter (Rust)");
+    assert!(
+        p.iter().all(|v| v.is_finite()),
+        "a non-finite parameter (Rust)"
+    );
     (bits(p), bits(g))
 }
 
@@ -145,9 +188,18 @@ fn c_snap(h: *mut flowmlp_model) -> Snap {
     unsafe {
         let n = flowmlp_param_count(h);
         let (mut p, mut g) = (vec![0.0f32; n], vec![0.0f32; n]);
-        assert_eq!(flowmlp_get_params(h, p.as_mut_ptr(), n), flowmlp_status::FLOWMLP_OK);
-        assert_eq!(flowmlp_get_grads(h, g.as_mut_ptr(), n), flowmlp_status::FLOWMLP_OK);
-        assert!(p.iter().all(|v| v.is_finite()), "a non-finite parameter (C)");
+        assert_eq!(
+            flowmlp_get_params(h, p.as_mut_ptr(), n),
+            flowmlp_status::FLOWMLP_OK
+        );
+        assert_eq!(
+            flowmlp_get_grads(h, g.as_mut_ptr(), n),
+            flowmlp_status::FLOWMLP_OK
+        );
+        assert!(
+            p.iter().all(|v| v.is_finite()),
+            "a non-finite parameter (C)"
+        );
         (bits(p), bits(g))
     }
 }
@@ -189,7 +241,11 @@ fn create(
     cc.max_batch = cfg.max_batch as u32;
     cc.seed = seed;
     cc.isa = (isa % 6) as u32; // ISAS[i] is C value i; 5 is out of range
-    let want = if cc.isa == 5 { Err(Error::InvalidConfig) } else { Model::arena_size_for(&cfg) };
+    let want = if cc.isa == 5 {
+        Err(Error::InvalidConfig)
+    } else {
+        Model::arena_size_for(&cfg)
+    };
     // SAFETY: a valid config pointer.
     let c_size = unsafe { flowmlp_arena_size(&cc) };
     assert_eq!(c_size, want.unwrap_or(0));
@@ -200,11 +256,23 @@ fn create(
         let r = unsafe { Model::new_in(&cfg, b1.ptr, c_size) };
         // SAFETY: likewise for b2.
         let s = unsafe { flowmlp_create_in(&cc, b2.ptr as *mut _, c_size, &mut out) };
-        (r.map(|model| RustModel { model, _block: Some(b1) }), (s, Some(b2)))
+        (
+            r.map(|model| RustModel {
+                model,
+                _block: Some(b1),
+            }),
+            (s, Some(b2)),
+        )
     } else {
         // SAFETY: valid pointers.
         let s = unsafe { flowmlp_create(&cc, &mut out) };
-        (Model::new(&cfg).map(|model| RustModel { model, _block: None }), (s, None))
+        (
+            Model::new(&cfg).map(|model| RustModel {
+                model,
+                _block: None,
+            }),
+            (s, None),
+        )
     };
     let (s, block) = c;
     if cc.isa == 5 {
@@ -215,7 +283,10 @@ fn create(
     match &rust {
         Ok(_) => assert_eq!(s, flowmlp_status::FLOWMLP_OK),
         Err(e) => {
-            assert!(matches!(e, Error::InvalidConfig | Error::UnsupportedIsa), "{e:?}");
+            assert!(
+                matches!(e, Error::InvalidConfig | Error::UnsupportedIsa),
+                "{e:?}"
+            );
             // A config that is both invalid and asks for a missing kernel set may get
             // either error (Rust checks the set first, C the layer count first).
             assert!(
@@ -229,7 +300,10 @@ fn create(
             assert!(out.is_null());
         }
     }
-    let c = (s == flowmlp_status::FLOWMLP_OK).then(|| CModel { h: out, _block: block });
+    let c = (s == flowmlp_status::FLOWMLP_OK).then(|| CModel {
+        h: out,
+        _block: block,
+    });
     (rust.ok(), c)
 }
 
@@ -239,14 +313,26 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut last_save: Vec<u8> = Vec::new();
     for op in ops.into_iter().take(64) {
         match &op {
-            Op::Create { d, hidden, m, max_batch, seed, isa, in_place } => {
+            Op::Create {
+                d,
+                hidden,
+                m,
+                max_batch,
+                seed,
+                isa,
+                in_place,
+            } => {
                 // Drop the old models first (their memory goes with them).
                 drop(rust.take());
                 drop(c.take());
                 (rust, c) = create(*d, hidden, *m, *max_batch, *seed, *isa, *in_place);
                 continue;
             }
-            Op::Load { max_batch, isa, flip } => {
+            Op::Load {
+                max_batch,
+                isa,
+                flip,
+            } => {
                 let mut b = last_save.clone();
                 if let Some(at) = flip {
                     if !b.is_empty() {
@@ -259,19 +345,31 @@ fuzz_target!(|ops: Vec<Op>| {
                 let r = Model::load(&b, mb, isa);
                 let mut out = null_mut();
                 // SAFETY: valid buffer and out pointer.
-                let s = unsafe { flowmlp_load(b.as_ptr(), b.len(), mb as u32, isa as u32, &mut out) };
+                let s =
+                    unsafe { flowmlp_load(b.as_ptr(), b.len(), mb as u32, isa as u32, &mut out) };
                 match r {
                     Ok(model) => {
                         assert!(flip.is_none(), "a corrupted checkpoint loaded");
                         assert_eq!(s, flowmlp_status::FLOWMLP_OK);
-                        rust = Some(RustModel { model, _block: None });
-                        c = Some(CModel { h: out, _block: None });
+                        rust = Some(RustModel {
+                            model,
+                            _block: None,
+                        });
+                        c = Some(CModel {
+                            h: out,
+                            _block: None,
+                        });
                         let (a, b) = (rust_snap(&rust.as_ref().unwrap().model), c_snap(out));
                         assert_eq!(a.0, b.0, "Rust and C loads differ");
                     }
                     Err(e) => {
                         assert!(
-                            matches!(e, Error::BadCheckpoint | Error::InvalidArgument | Error::UnsupportedIsa),
+                            matches!(
+                                e,
+                                Error::BadCheckpoint
+                                    | Error::InvalidArgument
+                                    | Error::UnsupportedIsa
+                            ),
                             "{e:?}"
                         );
                         assert_eq!(s, flowmlp_status::from(e));
@@ -282,7 +380,9 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             _ => {}
         }
-        let (Some(r), Some(cm)) = (rust.as_mut(), c.as_ref()) else { continue };
+        let (Some(r), Some(cm)) = (rust.as_mut(), c.as_ref()) else {
+            continue;
+        };
         let (m, h) = (&mut r.model, cm.h);
         let cfg = *m.config();
         let (d, o, mb, np) = (cfg.inputs, cfg.outputs, cfg.max_batch, m.param_count());
@@ -292,7 +392,12 @@ fuzz_target!(|ops: Vec<Op>| {
         let (rr, cs): (Result<(), Error>, flowmlp_status) = unsafe {
             match op {
                 Op::Create { .. } | Op::Load { .. } => unreachable!(),
-                Op::Forward { rows, extra, x, want_y } => {
+                Op::Forward {
+                    rows,
+                    extra,
+                    x,
+                    want_y,
+                } => {
                     let n = rows as usize % (mb + 2);
                     // An extra value (when d > 1) makes x no whole number of rows.
                     let odd = d > 1 && extra % 2 == 1;
@@ -315,11 +420,21 @@ fuzz_target!(|ops: Vec<Op>| {
                     let n = m.kept_rows().unwrap_or(1);
                     let ys = fill(y, len(n * o, len_delta).max(mb * o));
                     let rr = m.backward(&ys[..len(n * o, len_delta)]).map(drop);
-                    let cs = if len_delta != 0 { status(rr) } else { flowmlp_backward(h, ys.as_ptr(), null_mut()) };
+                    let cs = if len_delta != 0 {
+                        status(rr)
+                    } else {
+                        flowmlp_backward(h, ys.as_ptr(), null_mut())
+                    };
                     (rr, cs)
                 }
                 Op::Step { lr } => (m.step(lr), flowmlp_step(h, lr)),
-                Op::TrainStep { rows, x, y, y_delta, lr } => {
+                Op::TrainStep {
+                    rows,
+                    x,
+                    y,
+                    y_delta,
+                    lr,
+                } => {
                     let n = rows as usize % (mb + 2);
                     let xs = fill(x, n * d);
                     let ys = fill(y, len(n * o, y_delta).max(n * o));
@@ -334,14 +449,21 @@ fuzz_target!(|ops: Vec<Op>| {
                 Op::GetParams { len_delta } => {
                     let l = len(np, len_delta);
                     let (mut p, mut q) = (vec![0.0; l], vec![0.0; l.max(1)]);
-                    (m.get_params(&mut p), flowmlp_get_params(h, q.as_mut_ptr(), l))
+                    (
+                        m.get_params(&mut p),
+                        flowmlp_get_params(h, q.as_mut_ptr(), l),
+                    )
                 }
                 Op::GetGrads { len_delta } => {
                     let l = len(np, len_delta);
                     let (mut p, mut q) = (vec![0.0; l], vec![0.0; l.max(1)]);
                     (m.get_grads(&mut p), flowmlp_get_grads(h, q.as_mut_ptr(), l))
                 }
-                Op::SetParams { values, len_delta, perturb } => {
+                Op::SetParams {
+                    values,
+                    len_delta,
+                    perturb,
+                } => {
                     let mut p = fill(values, len(np, len_delta).max(1));
                     if perturb && p.len() == np {
                         for (v, b) in p.iter_mut().zip(&rb.0) {

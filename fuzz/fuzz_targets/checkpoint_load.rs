@@ -17,7 +17,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -72,7 +76,15 @@ fuzz_target!(|data: &[u8]| {
     // The same through C: the same verdict.
     let mut out = core::ptr::null_mut();
     // SAFETY: valid buffer and out pointer.
-    let s = unsafe { flowmlp_load(bytes.as_ptr(), bytes.len(), max_batch as u32, isa as u32, &mut out) };
+    let s = unsafe {
+        flowmlp_load(
+            bytes.as_ptr(),
+            bytes.len(),
+            max_batch as u32,
+            isa as u32,
+            &mut out,
+        )
+    };
     let rust = Model::load(&bytes, max_batch, isa).map(|m| m.param_count());
     match rust {
         Ok(n) => {
