@@ -24,7 +24,6 @@ impl Tally {
         self.0.insert(what.to_string());
     }
     fn report(&self, what: &str) {
-        eprintln!("{what}: {} distinct bad inputs", self.0.len());
         println!("{what}: {} distinct bad inputs", self.0.len());
     }
 }
