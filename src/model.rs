@@ -113,8 +113,9 @@ fn check_lr(lr: f32) -> Result<(), Error> {
 impl Model {
     /// Validate `config`, allocate the arena, and initialize the parameters.
     pub fn new(config: &Config) -> Result<Model, Error> {
-        let kernels = kernels::select(config.isa)?;
+        // The config first, then the kernel set: the C API reports them in that order.
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        let kernels = kernels::select(config.isa)?;
         // Sizes past isize::MAX fit size_t, but no allocator serves them.
         let layout = Layout::from_size_align(plan.total, ALIGN).map_err(|_| Error::OutOfMemory)?;
         // SAFETY: the layout has a non-zero size (the header alone is non-empty).
@@ -158,8 +159,8 @@ impl Model {
     /// `memory` is valid for reads and writes of `size` bytes, is used by nothing else
     /// while the model lives, and outlives it.
     pub unsafe fn new_in(config: &Config, memory: *mut u8, size: usize) -> Result<Model, Error> {
-        let kernels = kernels::select(config.isa)?;
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
+        let kernels = kernels::select(config.isa)?;
         if memory.is_null() {
             return Err(Error::NullPointer);
         }
@@ -881,6 +882,55 @@ impl Model {
         self.st()
             .plan
             .for_each_index(|flat, int, _, _| f(flat, p[int]));
+    }
+
+    #[allow(dead_code)] // used by the checkpoint format (in progress)
+    /// The optimizer's settings and step count, for checkpoints.
+    pub(crate) fn optimizer_settings(&self) -> (Optimizer, f32, u64) {
+        let s = self.st();
+        (s.optimizer, s.clip_norm, s.steps)
+    }
+
+    /// The current optimizer state buffer (`2 * int_len` floats).
+    fn state_buf(&self) -> *mut f32 {
+        let s = self.st();
+        s.ptr(s.plan.state[s.state])
+    }
+
+    #[allow(dead_code)] // used by the checkpoint format (in progress)
+    /// Visit optimizer state vector `which` (0: momentum buffer or first moment, 1:
+    /// second moment) in the flat parameter layout.
+    pub(crate) fn visit_state(&self, which: usize, mut f: impl FnMut(usize, f32)) {
+        let s = self.st();
+        let len = s.plan.int_len;
+        // SAFETY: the current state buffer holds 2 * int_len floats.
+        let v = unsafe { core::slice::from_raw_parts(self.state_buf().add(which * len), len) };
+        s.plan.for_each_index(|flat, int, _, _| f(flat, v[int]));
+    }
+
+    #[allow(dead_code)] // used by the checkpoint format (in progress)
+    /// Restore an optimizer with its step count and state vectors (flat layout, as
+    /// `visit_state` gives them; `state(which, flat)`), as a checkpoint saved them.
+    pub(crate) fn restore_optimizer(
+        &mut self,
+        optimizer: Optimizer,
+        clip_norm: f32,
+        steps: u64,
+        state: impl Fn(usize, usize) -> f32,
+    ) -> Result<(), Error> {
+        self.set_optimizer(optimizer)?;
+        self.set_grad_clip(clip_norm)?;
+        let plan = self.st().plan;
+        let len = plan.int_len;
+        // SAFETY: the current state buffer holds 2 * int_len floats, zeroed by
+        // set_optimizer; only this model uses it.
+        let v = unsafe { core::slice::from_raw_parts_mut(self.state_buf(), 2 * len) };
+        plan.for_each_index(|flat, int, _, _| {
+            v[int] = state(0, flat);
+            v[len + int] = state(1, flat);
+        });
+        self.st_mut().steps = steps;
+        Ok(())
     }
 }
 

@@ -37,9 +37,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use flowmlp::{Isa, Model};
 
 mod baseline;
-mod optim;
 #[path = "../../benches/common/mod.rs"]
 mod common;
+mod optim;
 
 use baseline::Baseline;
 use common::{kernel_sets, Shape, LR, SHAPES};
