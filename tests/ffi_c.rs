@@ -365,14 +365,18 @@ fn cpp_wrapper_without_exceptions_as_cpp20() {
         );
         return;
     }
-    let flags = [
+    let flags: Vec<&str> = [
         "-std=c++20",
         "-fno-exceptions",
         "-Wall",
         "-Wextra",
         "-Werror",
         "-pedantic",
-    ];
+    ]
+    .iter()
+    .chain(sanitizer_flags())
+    .copied()
+    .collect();
     let exe = build("test_cpp20", &cxx, &flags, "ffi-tests/test_cpp.cpp");
     let out = run_program(&exe, None);
     assert!(
@@ -385,7 +389,12 @@ fn cpp_wrapper_without_exceptions_as_cpp20() {
 
 #[test]
 fn cpp_example_fits_the_sine() {
-    let flags: Vec<&str> = CXX_FLAGS.iter().chain(&["-O2"]).copied().collect();
+    let flags: Vec<&str> = CXX_FLAGS
+        .iter()
+        .chain(&["-O2"])
+        .chain(sanitizer_flags())
+        .copied()
+        .collect();
     let exe = build(
         "fit_sine",
         &compiler("CXX", "c++"),

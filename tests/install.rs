@@ -40,6 +40,14 @@ fn built_libs() -> PathBuf {
     );
 }
 
+/// Whether the library was built with a sanitizer (`-Zsanitizer=address`, as
+/// scripts/asan.sh does): its code then calls the ASan runtime.
+fn instrumented(lib: &Path) -> bool {
+    let bytes = std::fs::read(lib).unwrap_or_else(|e| panic!("reading {}: {e}", lib.display()));
+    let needle = b"__asan_report_";
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
 fn work_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile = exe
@@ -136,6 +144,14 @@ fn install_then_build_with_pkg_config_and_cmake() {
         eprintln!("SKIPPED: a cross run (FLOWMLP_TEST_RUNNER is set); install is a host step");
         return;
     }
+    let libs = built_libs();
+    if instrumented(&libs.join("libflowmlp.a")) {
+        eprintln!(
+            "SKIPPED: libflowmlp is built with AddressSanitizer (scripts/asan.sh); \
+             programs linked against it without -fsanitize cannot link"
+        );
+        return;
+    }
     let work = work_dir();
     let prefix = work.join("prefix");
     let lib = prefix.join("lib");
@@ -144,7 +160,7 @@ fn install_then_build_with_pkg_config_and_cmake() {
         Command::new("bash")
             .arg(root().join("scripts/install.sh"))
             .arg(&prefix)
-            .env("FLOWMLP_LIB_DIR", built_libs())
+            .env("FLOWMLP_LIB_DIR", &libs)
             .env_remove("DESTDIR")
             .env_remove("LIBDIR"),
     );
