@@ -207,8 +207,9 @@ enum flowmlp_status flowmlp_forward(struct flowmlp_model *model,
                                     size_t n,
                                     float *y_out);
 
-// Gradients of the mean-squared-error loss of the last forward against targets `y`
-// (`n x m` for that forward's `n`); overwrites the model's gradients. Writes the
+// Gradients of the model's loss (mean squared error, or softmax cross-entropy, as
+// configured) of the last forward against targets `y` (`n x m` for that forward's
+// `n`); replaces the model's gradients. Writes the
 // loss to `*loss_out` when `loss_out` is not NULL.
 //
 // Errors: NULL `model` or `y`; no forward since creation, the last step or
@@ -220,11 +221,13 @@ enum flowmlp_status flowmlp_forward(struct flowmlp_model *model,
 // from `flowmlp_create` and is not used by another thread during the call.
 enum flowmlp_status flowmlp_backward(struct flowmlp_model *model, const float *y, float *loss_out);
 
-// Plain SGD with the current gradients: theta <- theta - learning_rate * grad.
+// One optimizer step with the current gradients: plain SGD (theta <- theta -
+// learning_rate * grad) unless `flowmlp_set_optimizer` chose another.
 //
 // Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
-// that would make any parameter NaN or infinite (NON_FINITE: no parameter changes).
-// A successful step ends the kept forward. Not thread-safe on one model.
+// that would make any parameter or optimizer state NaN or infinite (NON_FINITE:
+// nothing changes). A successful step ends the kept forward. Not thread-safe on one
+// model.
 //
 // # Safety
 // Every pointer is NULL or valid for the sizes stated above; a model handle comes
@@ -262,8 +265,8 @@ size_t flowmlp_param_count(const struct flowmlp_model *model);
 // Reads only: may run concurrently with other reads of the same model.
 //
 // # Safety
-// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-// from `flowmlp_create` and is not used by another thread during the call.
+// `out` is NULL or valid for writing `len` floats; `model` is NULL or a live handle
+// that no thread modifies during the call.
 enum flowmlp_status flowmlp_get_params(const struct flowmlp_model *model, float *out, size_t len);
 
 // Replace the parameters from `values` (flat layout, `len` = `flowmlp_param_count`).
@@ -277,12 +280,13 @@ enum flowmlp_status flowmlp_set_params(struct flowmlp_model *model,
                                        const float *values,
                                        size_t len);
 
-// Copy the gradients of the last backward into `out` (flat layout, `len` =
-// `flowmlp_param_count`); zeros before the first backward. Reads only.
+// Copy the gradients of the last backward (or train_step) into `out` (flat layout,
+// `len` = `flowmlp_param_count`); zeros before the first. Reads only: may run
+// concurrently with other reads of the same model.
 //
 // # Safety
-// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-// from `flowmlp_create` and is not used by another thread during the call.
+// `out` is NULL or valid for writing `len` floats; `model` is NULL or a live handle
+// that no thread modifies during the call.
 enum flowmlp_status flowmlp_get_grads(const struct flowmlp_model *model, float *out, size_t len);
 
 // The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
@@ -403,7 +407,8 @@ enum flowmlp_status flowmlp_predict_class(struct flowmlp_model *model,
                                           uint32_t *classes_out);
 
 // Bytes of workspace `flowmlp_predict` needs to process `n_rows` rows at a time
-// (a smaller workspace processes fewer rows per pass); 0 for a NULL model.
+// (a smaller workspace processes fewer rows per pass; `n_rows` = 0 counts as 1);
+// 0 for a NULL model.
 //
 // # Safety
 // `model` is NULL or a live handle.

@@ -244,10 +244,13 @@ fn c_api_test_program_passes() {
 
 #[test]
 fn header_compiles_and_links_as_cpp17() {
+    // With the sanitizers where available, like every program here, so that it also
+    // links against the instrumented library of scripts/asan.sh.
+    let flags: Vec<&str> = CXX_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
     let exe = build(
         "smoke",
         &compiler("CXX", "c++"),
-        CXX_FLAGS,
+        &flags,
         "ffi-tests/smoke.cpp",
     );
     let out = run_program(&exe, None);
@@ -259,7 +262,12 @@ fn header_compiles_and_links_as_cpp17() {
 
 #[test]
 fn c_online_example_learns() {
-    let flags: Vec<&str> = C_FLAGS.iter().chain(&["-O2"]).copied().collect();
+    let flags: Vec<&str> = C_FLAGS
+        .iter()
+        .chain(&["-O2"])
+        .chain(sanitizer_flags())
+        .copied()
+        .collect();
     let exe = build(
         "online",
         &compiler("CC", "cc"),

@@ -334,8 +334,9 @@ pub unsafe extern "C" fn flowmlp_forward(
     })
 }
 
-/// Gradients of the mean-squared-error loss of the last forward against targets `y`
-/// (`n x m` for that forward's `n`); overwrites the model's gradients. Writes the
+/// Gradients of the model's loss (mean squared error, or softmax cross-entropy, as
+/// configured) of the last forward against targets `y` (`n x m` for that forward's
+/// `n`); replaces the model's gradients. Writes the
 /// loss to `*loss_out` when `loss_out` is not NULL.
 ///
 /// Errors: NULL `model` or `y`; no forward since creation, the last step or
@@ -367,11 +368,13 @@ pub unsafe extern "C" fn flowmlp_backward(
     })
 }
 
-/// Plain SGD with the current gradients: theta <- theta - learning_rate * grad.
+/// One optimizer step with the current gradients: plain SGD (theta <- theta -
+/// learning_rate * grad) unless `flowmlp_set_optimizer` chose another.
 ///
 /// Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
-/// that would make any parameter NaN or infinite (NON_FINITE: no parameter changes).
-/// A successful step ends the kept forward. Not thread-safe on one model.
+/// that would make any parameter or optimizer state NaN or infinite (NON_FINITE:
+/// nothing changes). A successful step ends the kept forward. Not thread-safe on one
+/// model.
 ///
 /// # Safety
 /// Every pointer is NULL or valid for the sizes stated above; a model handle comes
@@ -444,8 +447,8 @@ pub unsafe extern "C" fn flowmlp_param_count(model: *const flowmlp_model) -> usi
 /// Reads only: may run concurrently with other reads of the same model.
 ///
 /// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
+/// `out` is NULL or valid for writing `len` floats; `model` is NULL or a live handle
+/// that no thread modifies during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_get_params(
     model: *const flowmlp_model,
@@ -489,12 +492,13 @@ pub unsafe extern "C" fn flowmlp_set_params(
     })
 }
 
-/// Copy the gradients of the last backward into `out` (flat layout, `len` =
-/// `flowmlp_param_count`); zeros before the first backward. Reads only.
+/// Copy the gradients of the last backward (or train_step) into `out` (flat layout,
+/// `len` = `flowmlp_param_count`); zeros before the first. Reads only: may run
+/// concurrently with other reads of the same model.
 ///
 /// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
+/// `out` is NULL or valid for writing `len` floats; `model` is NULL or a live handle
+/// that no thread modifies during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_get_grads(
     model: *const flowmlp_model,
@@ -791,7 +795,8 @@ pub unsafe extern "C" fn flowmlp_predict_class(
 }
 
 /// Bytes of workspace `flowmlp_predict` needs to process `n_rows` rows at a time
-/// (a smaller workspace processes fewer rows per pass); 0 for a NULL model.
+/// (a smaller workspace processes fewer rows per pass; `n_rows` = 0 counts as 1);
+/// 0 for a NULL model.
 ///
 /// # Safety
 /// `model` is NULL or a live handle.
