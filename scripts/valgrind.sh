@@ -5,7 +5,10 @@
 #
 #   ffi-tests/test_api.c        every contract error row, reference checks, XOR
 #   ffi-tests/test_hardening.c  caller-owned memory (static buffer), checkpoints
+#   ffi-tests/test_optim.c      optimizers, cross-entropy, predict_class
+#   ffi-tests/test_graph.c      the flow-graph export
 #   ffi-tests/smoke.cpp         the header as C++17
+#   ffi-tests/test_cpp.cpp      the C++ wrapper
 #   examples/c/online.c         the embedded-style example
 #
 # Each runs with the best kernel set and with FLOWMLP_ISA=scalar. The programs are
@@ -40,11 +43,14 @@ build() { # name compiler std source
 }
 build test_api "$CC" c99 ffi-tests/test_api.c
 build test_hardening "$CC" c99 ffi-tests/test_hardening.c
+build test_optim "$CC" c99 ffi-tests/test_optim.c
+build test_graph "$CC" c99 ffi-tests/test_graph.c
 build smoke "$CXX" c++17 ffi-tests/smoke.cpp
+build test_cpp "$CXX" c++17 ffi-tests/test_cpp.cpp
 build online "$CC" c99 examples/c/online.c
 
 status=0
-for prog in test_api test_hardening smoke online; do
+for prog in test_api test_hardening test_optim test_graph smoke test_cpp online; do
     for isa in "" scalar; do
         echo "==> valgrind $prog (FLOWMLP_ISA=${isa:-unset})"
         log="$out/$prog-${isa:-best}.log"

@@ -46,7 +46,9 @@ pub(crate) unsafe fn put_grad<S: Simd>(
         if let Some(f) = fused {
             let v = s.fnmadd(s.splat(f.lr), g, s.load(at.offset(f.cur)));
             s.store(at.offset(f.next), v);
-            *bad = s.mark(*bad, v);
+            // One op per vector; callers keep several accumulators where the chain of
+            // dependent adds would otherwise set the pace.
+            *bad = s.fmadd(v, s.zero(), *bad);
         }
     }
 }

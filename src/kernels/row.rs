@@ -297,14 +297,29 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
     unsafe {
         let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(q * PANEL + v * S::LANES)));
         let gw = gw.add(q * k * PANEL);
+        // Independent finite-check accumulators, one per vector (see put_grad).
+        let mut bads = [s.zero(); NV];
         for kk in 0..k {
             let x = s.splat(*a.add(kk));
             for v in 0..NV {
-                put_grad(s, gw.add(kk * PANEL + voff[v]), s.mul(x, d[v]), fused, bad);
+                put_grad(
+                    s,
+                    gw.add(kk * PANEL + voff[v]),
+                    s.mul(x, d[v]),
+                    fused,
+                    &mut bads[v],
+                );
             }
         }
         for v in 0..NV {
-            put_grad(s, gb.add(q * PANEL + v * S::LANES), d[v], fused, bad);
+            put_grad(
+                s,
+                gb.add(q * PANEL + v * S::LANES),
+                d[v],
+                fused,
+                &mut bads[v],
+            );
+            *bad = s.add(*bad, bads[v]);
         }
     }
 }
