@@ -11,6 +11,9 @@
  *    round trips on every kernel set this CPU runs, across sets; every truncation and
  *    every single bit flip of a small checkpoint is FLOWMLP_ERROR_BAD_CHECKPOINT;
  *    every NULL and bad argument is refused, changes nothing, writes no output.
+ *  - Checkpoints carry the loss and the optimizer (flowmlp_set_optimizer): a run with
+ *    Adam and clipping, saved, loaded and continued, is bit-identical to the
+ *    uninterrupted run on every kernel set; a cross-entropy model comes back as one.
  *
  * Built and run by tests/ffi_c.rs (with -fsanitize=address,undefined when available)
  * and by scripts/valgrind.sh. Prints "N checks, F failed".
@@ -282,7 +285,8 @@ static void test_checkpoint_round_trips(void) {
         n = flowmlp_param_count(m);
         EXPECT(flowmlp_get_params(m, p0, n), FLOWMLP_OK);
         bytes = save_or_die(m, &len);
-        CHECK(len == 112 + 16 + 4 * n + 16 + 4);
+        /* Plain SGD: the OPTIMIZER section holds 40 bytes of settings and no state. */
+        CHECK(len == 112 + 16 + 4 * n + 16 + 40 + 4);
         CHECK(memcmp(bytes, "\x89" "FLOWMLP", 8) == 0);
         for (to = FLOWMLP_ISA_AUTO; to <= FLOWMLP_ISA_NEON; ++to) {
             flowmlp_model *back = SENTINEL;
@@ -356,8 +360,9 @@ static void test_checkpoint_errors(void) {
     memcpy(copy, bytes, len);
     copy[1] = 'X';
     EXPECT(flowmlp_load(copy, len, 2, 0, &out), FLOWMLP_ERROR_BAD_CHECKPOINT);
+    CHECK(bytes[8] == 2 && bytes[9] == 0 && bytes[10] == 0 && bytes[11] == 0);
     memcpy(copy, bytes, len);
-    copy[8] = 2;
+    copy[8] = 3;
     EXPECT(flowmlp_load(copy, len, 2, 0, &out), FLOWMLP_ERROR_BAD_CHECKPOINT);
     CHECK(out == SENTINEL);
     free(copy);
@@ -455,6 +460,71 @@ static void test_static_model_checkpoints(void) {
     free(bytes);
 }
 
+/* Adam with weight decay and gradient clipping, and a cross-entropy loss: train 6
+ * steps, save, load (same kernel set), train 6 more; the parameters, the losses and a
+ * second save equal the uninterrupted 12-step run's, bit for bit. */
+static void test_checkpoint_optimizer_resume(void) {
+    static float pa[MAXP], pb[MAXP];
+    static const float x[3 * 3] = {0.5f, -1.0f, 0.25f, -0.75f, 0.1f, 0.9f, 0.3f, 0.3f, -0.6f};
+    static const float y[3 * 2] = {1.0f, 0.0f, 0.0f, 1.0f, 1.0f, 0.0f};
+    flowmlp_config c = make_config(3, 8, 5, 2, 3, 17, FLOWMLP_ISA_AUTO);
+    flowmlp_optimizer opt;
+    uint32_t isa;
+    memset(&opt, 0, sizeof opt);
+    opt.kind = FLOWMLP_OPTIMIZER_ADAM;
+    opt.beta1 = 0.9f;
+    opt.beta2 = 0.999f;
+    opt.eps = 1e-8f;
+    opt.weight_decay = 0.01f;
+    opt.clip_norm = 0.5f;
+    c.loss = FLOWMLP_LOSS_CROSS_ENTROPY;
+    for (isa = FLOWMLP_ISA_SCALAR; isa <= FLOWMLP_ISA_NEON; ++isa) {
+        flowmlp_model *whole = NULL, *first = NULL, *back = NULL;
+        flowmlp_config got;
+        unsigned char *bytes, *b1, *b2;
+        size_t len, len1, len2, n;
+        float la[12], lb[12];
+        int s, same = 1;
+        if (!flowmlp_isa_supported(isa)) continue;
+        c.isa = isa;
+        if (!EXPECT(flowmlp_create(&c, &whole), FLOWMLP_OK)) return;
+        if (!EXPECT(flowmlp_create(&c, &first), FLOWMLP_OK)) return;
+        EXPECT(flowmlp_set_optimizer(whole, &opt), FLOWMLP_OK);
+        EXPECT(flowmlp_set_optimizer(first, &opt), FLOWMLP_OK);
+        for (s = 0; s < 12; ++s)
+            EXPECT(flowmlp_train_step(whole, x, y, 1 + s % 3, 0.01f, &la[s]), FLOWMLP_OK);
+        for (s = 0; s < 6; ++s)
+            EXPECT(flowmlp_train_step(first, x, y, 1 + s % 3, 0.01f, &lb[s]), FLOWMLP_OK);
+        n = flowmlp_param_count(first);
+        bytes = save_or_die(first, &len);
+        /* Settings, then Adam's two moments. */
+        CHECK(len == 112 + 16 + 4 * n + 16 + 40 + 2 * 4 * n + 4);
+        flowmlp_destroy(first);
+        if (EXPECT(flowmlp_load(bytes, len, 3, isa, &back), FLOWMLP_OK)) {
+            EXPECT(flowmlp_get_config(back, &got), FLOWMLP_OK);
+            CHECK_EQ_INT(got.loss, FLOWMLP_LOSS_CROSS_ENTROPY);
+            for (s = 6; s < 12; ++s)
+                EXPECT(flowmlp_train_step(back, x, y, 1 + s % 3, 0.01f, &lb[s]), FLOWMLP_OK);
+            EXPECT(flowmlp_get_params(whole, pa, n), FLOWMLP_OK);
+            EXPECT(flowmlp_get_params(back, pb, n), FLOWMLP_OK);
+            CHECK(memcmp(pa, pb, n * sizeof(float)) == 0);
+            CHECK(memcmp(la, lb, sizeof la) == 0);
+            b1 = save_or_die(whole, &len1);
+            b2 = save_or_die(back, &len2);
+            same = len1 == len2 && memcmp(b1, b2, len1) == 0;
+            CHECK(same);
+            CTEST_NOTE("%s: Adam run resumed from a %lu-byte checkpoint: %s\n",
+                       flowmlp_isa_name(back), (unsigned long)len,
+                       same ? "bit-identical" : "DIFFERENT");
+            free(b1);
+            free(b2);
+            flowmlp_destroy(back);
+        }
+        free(bytes);
+        flowmlp_destroy(whole);
+    }
+}
+
 static void test_new_statuses(void) {
     const char *a = flowmlp_status_message(FLOWMLP_ERROR_BAD_CHECKPOINT);
     const char *b = flowmlp_status_message(FLOWMLP_ERROR_IO);
@@ -474,5 +544,6 @@ int main(void) {
     test_checkpoint_errors();
     test_checkpoint_files();
     test_static_model_checkpoints();
+    test_checkpoint_optimizer_resume();
     return CTEST_SUMMARY();
 }

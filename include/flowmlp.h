@@ -52,7 +52,8 @@ typedef enum flowmlp_status {
   // An internal error (a bug in flowmlp); the model was not changed.
   FLOWMLP_ERROR_INTERNAL = 9,
   // A checkpoint is truncated, corrupted (CRC-32 mismatch), of an unknown format
-  // version, describes an impossible model, or holds non-finite parameters.
+  // version, describes an impossible model, or holds non-finite parameters or an
+  // invalid optimizer state.
   FLOWMLP_ERROR_BAD_CHECKPOINT = 10,
   // A checkpoint file could not be created, written, synced, renamed or read; a
   // failed `flowmlp_save_file` leaves any previous file at the path intact.
@@ -308,16 +309,19 @@ const char *flowmlp_status_message(int status);
 // The library version, e.g. "0.1.0" (a static string).
 const char *flowmlp_version(void);
 
-// Bytes of `model`'s checkpoint, for the buffer of `flowmlp_save`; 0 for NULL.
+// Bytes of `model`'s checkpoint, for the buffer of `flowmlp_save`; 0 for NULL. It
+// depends on the optimizer (`flowmlp_set_optimizer`), whose state the checkpoint
+// carries: ask again after changing it.
 //
 // # Safety
 // `model` is NULL or a live handle, not being changed by another thread.
 size_t flowmlp_save_size(const struct flowmlp_model *model);
 
 // Write `model`'s checkpoint into `buf[0..cap]`: a versioned, little-endian format
-// (the same bytes on every platform and kernel set: topology, flat parameters,
-// optimizer state, CRC-32), `flowmlp_save_size(model)` bytes long. On success
-// `*written` receives that length when `written` is not NULL.
+// (the same bytes on every platform and kernel set: topology, loss, flat parameters,
+// the optimizer with its clipping norm, step count and state, CRC-32; see
+// src/checkpoint.rs), `flowmlp_save_size(model)` bytes long. On success `*written`
+// receives that length when `written` is not NULL.
 //
 // Errors: NULL `model` or `buf`; `cap` < `flowmlp_save_size(model)`
 // (INVALID_ARGUMENT; nothing written). Reads the model only and allocates nothing.
@@ -332,7 +336,9 @@ enum flowmlp_status flowmlp_save(const struct flowmlp_model *model,
 
 // Create a model from a checkpoint written by `flowmlp_save` (`buf[0..len]`), with
 // room for `max_batch` rows and kernel set `isa` (a `flowmlp_isa` value; a
-// checkpoint loads under any set). The parameters come back bit for bit; gradients
+// checkpoint loads under any set). The loss, the parameters and the optimizer (with
+// its clipping norm, step count and state) come back bit for bit, so training goes
+// on exactly as it would have in the saved model on the same kernel set; gradients
 // are zero and there is no kept forward. On success `*out_model` receives a handle
 // owned by the caller (free it with `flowmlp_destroy`); on error it is not written.
 // `buf` is only read, and may be freed after the call. Allocates the model, like
@@ -340,8 +346,9 @@ enum flowmlp_status flowmlp_save(const struct flowmlp_model *model,
 //
 // Errors: NULL `buf` or `out_model`; `max_batch` 0 or an unknown `isa` value
 // (INVALID_ARGUMENT); truncated, corrupted (CRC-32), another format version, an
-// impossible topology or non-finite parameters (BAD_CHECKPOINT, found before
-// anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
+// impossible topology or loss, non-finite parameters, an unknown optimizer,
+// hyperparameters out of range or non-finite optimizer state (BAD_CHECKPOINT, found
+// before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
 // INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
 //
 // # Safety

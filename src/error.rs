@@ -26,7 +26,8 @@ pub enum Error {
     /// A bug in flowmlp (for example a caught panic).
     Internal,
     /// A checkpoint is truncated, corrupted (its CRC-32 does not match), of an unknown
-    /// format version, describes an impossible model, or holds non-finite parameters.
+    /// format version, describes an impossible model, or holds non-finite parameters or
+    /// an invalid optimizer state.
     BadCheckpoint,
     /// A checkpoint file could not be created, written, synced, renamed or read.
     Io,
@@ -57,7 +58,7 @@ impl Error {
             Error::UnsupportedIsa => c"the requested kernel set is not supported on this CPU",
             Error::Internal => c"internal error in flowmlp (please report it)",
             Error::BadCheckpoint => {
-                c"bad checkpoint: truncated, corrupted, an unknown format version, an impossible topology, or non-finite parameters"
+                c"bad checkpoint: truncated, corrupted, an unknown format version, an impossible model, or non-finite or out-of-range values"
             }
             Error::Io => {
                 c"the checkpoint file could not be written or read (the previous file, if any, is intact)"

@@ -884,7 +884,6 @@ impl Model {
             .for_each_index(|flat, int, _, _| f(flat, p[int]));
     }
 
-    #[allow(dead_code)] // used by the checkpoint format (in progress)
     /// The optimizer's settings and step count, for checkpoints.
     pub(crate) fn optimizer_settings(&self) -> (Optimizer, f32, u64) {
         let s = self.st();
@@ -897,7 +896,6 @@ impl Model {
         s.ptr(s.plan.state[s.state])
     }
 
-    #[allow(dead_code)] // used by the checkpoint format (in progress)
     /// Visit optimizer state vector `which` (0: momentum buffer or first moment, 1:
     /// second moment) in the flat parameter layout.
     pub(crate) fn visit_state(&self, which: usize, mut f: impl FnMut(usize, f32)) {
@@ -908,7 +906,6 @@ impl Model {
         s.plan.for_each_index(|flat, int, _, _| f(flat, v[int]));
     }
 
-    #[allow(dead_code)] // used by the checkpoint format (in progress)
     /// Restore an optimizer with its step count and state vectors (flat layout, as
     /// `visit_state` gives them; `state(which, flat)`), as a checkpoint saved them.
     pub(crate) fn restore_optimizer(

@@ -1,6 +1,8 @@
 //! Checkpoint loading from arbitrary bytes: `Model::load` and `flowmlp_load` never
 //! crash, never return anything but the documented errors, and a checkpoint that
-//! loads saves back to exactly the same bytes with finite parameters.
+//! loads saves back to exactly the same bytes (a version-1 checkpoint: to version 2,
+//! which loads and saves back to itself) with finite parameters; the loaded model
+//! trains (with the optimizer and state it came with).
 //!
 //! Input: one control byte, then the checkpoint. Control bit 0 set: the trailing
 //! CRC-32 is recomputed first, so that the fuzzer also explores everything the CRC
@@ -47,8 +49,20 @@ fuzz_target!(|data: &[u8]| {
     match Model::load(&bytes, max_batch, isa) {
         Ok(mut m) => {
             let mut again = vec![0u8; m.save_size()];
-            assert_eq!(m.save(&mut again), Ok(bytes.len()));
-            assert_eq!(again, bytes, "a loaded checkpoint saves back differently");
+            assert_eq!(m.save(&mut again), Ok(again.len()));
+            if bytes[8..12] == 1u32.to_le_bytes() {
+                // Version 1 saves as version 2, with 40 bytes of plain-SGD settings
+                // more; that loads, and saves back to itself.
+                assert_eq!(again.len(), bytes.len() + 40);
+                let params = 128..128 + 4 * m.param_count();
+                assert_eq!(again[params.clone()], bytes[params]);
+                let v2 = Model::load(&again, max_batch, isa).expect("a re-saved version 1");
+                let mut third = vec![0u8; v2.save_size()];
+                assert_eq!(v2.save(&mut third), Ok(again.len()));
+                assert_eq!(third, again, "a re-saved version 1 saves back differently");
+            } else {
+                assert_eq!(again, bytes, "a loaded checkpoint saves back differently");
+            }
             let mut p = vec![0.0; m.param_count()];
             m.get_params(&mut p).unwrap();
             assert!(p.iter().all(|v| v.is_finite()));
@@ -58,7 +72,14 @@ fuzz_target!(|data: &[u8]| {
             let x = vec![0.5; cfg.inputs];
             let mut y = vec![0.0; cfg.outputs];
             let _ = m.forward(&x, Some(&mut y));
-            let _ = m.train_step(&x, &y, 0.01);
+            let steps = m.optimizer_steps();
+            match m.train_step(&x, &y, 0.01) {
+                Ok(_) => assert_eq!(m.optimizer_steps(), steps + 1),
+                Err(e) => {
+                    assert_eq!(e, Error::NonFinite);
+                    assert_eq!(m.optimizer_steps(), steps);
+                }
+            }
             m.get_params(&mut p).unwrap();
             assert!(p.iter().all(|v| v.is_finite()));
         }

@@ -568,7 +568,9 @@ pub extern "C" fn flowmlp_version() -> *const c_char {
     V.as_ptr() as *const c_char
 }
 
-/// Bytes of `model`'s checkpoint, for the buffer of `flowmlp_save`; 0 for NULL.
+/// Bytes of `model`'s checkpoint, for the buffer of `flowmlp_save`; 0 for NULL. It
+/// depends on the optimizer (`flowmlp_set_optimizer`), whose state the checkpoint
+/// carries: ask again after changing it.
 ///
 /// # Safety
 /// `model` is NULL or a live handle, not being changed by another thread.
@@ -581,9 +583,10 @@ pub unsafe extern "C" fn flowmlp_save_size(model: *const flowmlp_model) -> usize
 }
 
 /// Write `model`'s checkpoint into `buf[0..cap]`: a versioned, little-endian format
-/// (the same bytes on every platform and kernel set: topology, flat parameters,
-/// optimizer state, CRC-32), `flowmlp_save_size(model)` bytes long. On success
-/// `*written` receives that length when `written` is not NULL.
+/// (the same bytes on every platform and kernel set: topology, loss, flat parameters,
+/// the optimizer with its clipping norm, step count and state, CRC-32; see
+/// src/checkpoint.rs), `flowmlp_save_size(model)` bytes long. On success `*written`
+/// receives that length when `written` is not NULL.
 ///
 /// Errors: NULL `model` or `buf`; `cap` < `flowmlp_save_size(model)`
 /// (INVALID_ARGUMENT; nothing written). Reads the model only and allocates nothing.
@@ -619,7 +622,9 @@ fn isa_arg(isa: u32) -> Result<Isa, Error> {
 
 /// Create a model from a checkpoint written by `flowmlp_save` (`buf[0..len]`), with
 /// room for `max_batch` rows and kernel set `isa` (a `flowmlp_isa` value; a
-/// checkpoint loads under any set). The parameters come back bit for bit; gradients
+/// checkpoint loads under any set). The loss, the parameters and the optimizer (with
+/// its clipping norm, step count and state) come back bit for bit, so training goes
+/// on exactly as it would have in the saved model on the same kernel set; gradients
 /// are zero and there is no kept forward. On success `*out_model` receives a handle
 /// owned by the caller (free it with `flowmlp_destroy`); on error it is not written.
 /// `buf` is only read, and may be freed after the call. Allocates the model, like
@@ -627,8 +632,9 @@ fn isa_arg(isa: u32) -> Result<Isa, Error> {
 ///
 /// Errors: NULL `buf` or `out_model`; `max_batch` 0 or an unknown `isa` value
 /// (INVALID_ARGUMENT); truncated, corrupted (CRC-32), another format version, an
-/// impossible topology or non-finite parameters (BAD_CHECKPOINT, found before
-/// anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
+/// impossible topology or loss, non-finite parameters, an unknown optimizer,
+/// hyperparameters out of range or non-finite optimizer state (BAD_CHECKPOINT, found
+/// before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
 /// INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
 ///
 /// # Safety

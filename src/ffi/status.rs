@@ -31,7 +31,8 @@ pub enum flowmlp_status {
     /// An internal error (a bug in flowmlp); the model was not changed.
     FLOWMLP_ERROR_INTERNAL = 9,
     /// A checkpoint is truncated, corrupted (CRC-32 mismatch), of an unknown format
-    /// version, describes an impossible model, or holds non-finite parameters.
+    /// version, describes an impossible model, or holds non-finite parameters or an
+    /// invalid optimizer state.
     FLOWMLP_ERROR_BAD_CHECKPOINT = 10,
     /// A checkpoint file could not be created, written, synced, renamed or read; a
     /// failed `flowmlp_save_file` leaves any previous file at the path intact.
