@@ -7,7 +7,7 @@
 #   fuzz/fuzz_targets/api_calls.rs        random sequences of API calls, Rust and C
 #
 # Usage: scripts/fuzz.sh [target ...]        (default: every target)
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_JOBS (build jobs).
+# Environment: FUZZ_SECONDS (per target, default 60); CARGO_BUILD_JOBS limits build jobs.
 # Needs the nightly toolchain (installed here); installs cargo-fuzz when missing.
 # New corpus entries go to a temporary copy, so a run adds nothing to the repository;
 # a crashing input is kept in fuzz/artifacts/<target>/ (ignored by git) and printed.
@@ -37,7 +37,6 @@ fi
 [ ${#targets[@]} -gt 0 ] || die "no fuzz targets"
 
 build_args=()
-[ -n "${FUZZ_JOBS:-}" ] && build_args+=(--jobs "$FUZZ_JOBS")
 echo "==> building ${targets[*]}"
 cargo +nightly fuzz build "${build_args[@]}"
 
