@@ -840,9 +840,8 @@ pub(crate) unsafe fn copy_finite<S: Simd>(
 #[inline(always)]
 pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
     let mut bad = s.zero();
-    let mut ok = true;
     let lanes_end = a.len / S::LANES * S::LANES;
-    // SAFETY (whole body): t + LANES <= len in the vector loops, t < len in the tails.
+    // SAFETY (whole body): t + LANES <= len in the vector loops.
     unsafe {
         match a.update {
             Update::Momentum {
@@ -868,16 +867,6 @@ pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
                     s.store(a.out_p.add(t), np);
                     s.store(a.out_s1.add(t), b);
                     t += S::LANES;
-                }
-                for t in lanes_end..a.len {
-                    let p = *a.p.add(t);
-                    let g = scale * *a.g.add(t) + wd * p;
-                    let b = if a.first { g } else { mu * *a.s1.add(t) + g };
-                    let d = if nesterov { g + mu * b } else { b };
-                    let np = p - lr * d;
-                    ok &= np.is_finite() && b.is_finite();
-                    *a.out_p.add(t) = np;
-                    *a.out_s1.add(t) = b;
                 }
             }
             Update::Adam {
@@ -909,20 +898,16 @@ pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
                     s.store(a.out_s2.add(t), v);
                     t += S::LANES;
                 }
-                for t in lanes_end..a.len {
-                    let p = *a.p.add(t);
-                    let g = scale * *a.g.add(t) + wd * p;
-                    let m = b1 * *a.s1.add(t) + (1.0 - b1) * g;
-                    let v = b2 * *a.s2.add(t) + (1.0 - b2) * g * g;
-                    let np = p * decay - step * (m / (v.sqrt() * inv_sqrt_bc2 + eps));
-                    ok &= np.is_finite() && m.is_finite() && v.is_finite();
-                    *a.out_p.add(t) = np;
-                    *a.out_s1.add(t) = m;
-                    *a.out_s2.add(t) = v;
-                }
             }
         }
     }
+    // The few values past the last whole vector (none for the arena's buffers, whose
+    // lengths are multiples of 16) go through the reference.
+    let ok = lanes_end == a.len
+        || unsafe {
+            // SAFETY: the same buffers, from lanes_end on.
+            super::scalar::update_range(a, lanes_end)
+        };
     ok && s.hsum(bad) == 0.0
 }
 

@@ -244,6 +244,15 @@ unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {
 /// # Safety
 /// The pointers in `a` are valid for `a.len` values (`s2`/`out_s2` for Adam only).
 unsafe fn update(a: &UpdateArgs) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { update_range(a, 0) }
+}
+
+/// `update` for the values `from..a.len` (the SIMD sets' remainder).
+///
+/// # Safety
+/// As `update`.
+pub(crate) unsafe fn update_range(a: &UpdateArgs, from: usize) -> bool {
     let mut ok = true;
     // SAFETY (whole body): t < len.
     unsafe {
@@ -255,7 +264,7 @@ unsafe fn update(a: &UpdateArgs) -> bool {
                 wd,
                 scale,
             } => {
-                for t in 0..a.len {
+                for t in from..a.len {
                     let p = *a.p.add(t);
                     let g = scale * *a.g.add(t) + wd * p;
                     let b = if a.first { g } else { mu * *a.s1.add(t) + g };
@@ -276,7 +285,7 @@ unsafe fn update(a: &UpdateArgs) -> bool {
                 inv_sqrt_bc2,
                 scale,
             } => {
-                for t in 0..a.len {
+                for t in from..a.len {
                     let p = *a.p.add(t);
                     let g = scale * *a.g.add(t) + wd * p;
                     let m = b1 * *a.s1.add(t) + (1.0 - b1) * g;
