@@ -223,134 +223,133 @@ fn run_program(exe: &Path, isa: Option<&str>) -> String {
     )
 }
 
-#[test]
-fn c_api_test_program_passes() {
-    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
-    let exe = build(
-        "test_api",
-        &compiler("CC", "cc"),
-        &flags,
-        "ffi-tests/test_api.c",
-    );
-    // The best kernel set, then the scalar reference (FLOWMLP_ISA steers FLOWMLP_ISA_AUTO).
-    for isa in [None, Some("scalar")] {
+/// Which compiler a program takes.
+#[derive(Clone, Copy)]
+enum Lang {
+    C,
+    Cxx,
+}
+
+/// Build `source` with the strict flags of its language (plus `extra`) and the
+/// sanitizers where available (also so that it links against the instrumented library
+/// of scripts/asan.sh), run it once per entry of `isas` (`FLOWMLP_ISA`: unset picks the
+/// best set), and check that its output contains `expect`.
+fn build_and_run(
+    name: &str,
+    lang: Lang,
+    extra: &[&str],
+    source: &str,
+    isas: &[Option<&str>],
+    expect: &str,
+) {
+    let (compiler, strict) = match lang {
+        Lang::C => (compiler("CC", "cc"), C_FLAGS),
+        Lang::Cxx => (compiler("CXX", "c++"), CXX_FLAGS),
+    };
+    let flags: Vec<&str> = strict
+        .iter()
+        .chain(extra)
+        .chain(sanitizer_flags())
+        .copied()
+        .collect();
+    let exe = build(name, &compiler, &flags, source);
+    for &isa in isas {
         let out = run_program(&exe, isa);
         assert!(
-            out.contains(" checks, 0 failed"),
-            "ffi-tests/test_api.c (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
+            out.contains(expect),
+            "{source} (FLOWMLP_ISA={isa:?}) printed no {expect:?}:\n{out}"
         );
     }
 }
 
+/// The best kernel set, then the scalar reference (FLOWMLP_ISA steers FLOWMLP_ISA_AUTO).
+const BOTH_SETS: &[Option<&str>] = &[None, Some("scalar")];
+const BEST_SET: &[Option<&str>] = &[None];
+const PASSED: &str = " checks, 0 failed";
+
+#[test]
+fn c_api_test_program_passes() {
+    build_and_run(
+        "test_api",
+        Lang::C,
+        &[],
+        "ffi-tests/test_api.c",
+        BOTH_SETS,
+        PASSED,
+    );
+}
+
 #[test]
 fn header_compiles_and_links_as_cpp17() {
-    // With the sanitizers where available, like every program here, so that it also
-    // links against the instrumented library of scripts/asan.sh.
-    let flags: Vec<&str> = CXX_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
-    let exe = build(
+    build_and_run(
         "smoke",
-        &compiler("CXX", "c++"),
-        &flags,
+        Lang::Cxx,
+        &[],
         "ffi-tests/smoke.cpp",
-    );
-    let out = run_program(&exe, None);
-    assert!(
-        out.contains(" checks, 0 failed"),
-        "ffi-tests/smoke.cpp: {out}"
+        BEST_SET,
+        PASSED,
     );
 }
 
 #[test]
 fn c_online_example_learns() {
-    let flags: Vec<&str> = C_FLAGS
-        .iter()
-        .chain(&["-O2"])
-        .chain(sanitizer_flags())
-        .copied()
-        .collect();
-    let exe = build(
+    build_and_run(
         "online",
-        &compiler("CC", "cc"),
-        &flags,
+        Lang::C,
+        &["-O2"],
         "examples/c/online.c",
-    );
-    let out = run_program(&exe, None);
-    assert!(
-        out.contains("final running loss"),
-        "examples/c/online.c: {out}"
+        BEST_SET,
+        "final running loss",
     );
 }
 
 #[test]
 fn c_hardening_test_program_passes() {
-    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
-    let exe = build(
+    build_and_run(
         "test_hardening",
-        &compiler("CC", "cc"),
-        &flags,
+        Lang::C,
+        &[],
         "ffi-tests/test_hardening.c",
+        BOTH_SETS,
+        PASSED,
     );
-    for isa in [None, Some("scalar")] {
-        let out = run_program(&exe, isa);
-        assert!(
-            out.contains(" checks, 0 failed"),
-            "ffi-tests/test_hardening.c (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
-        );
-    }
 }
 
 #[test]
 fn c_optimizer_test_program_passes() {
-    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
-    let exe = build(
+    build_and_run(
         "test_optim",
-        &compiler("CC", "cc"),
-        &flags,
+        Lang::C,
+        &[],
         "ffi-tests/test_optim.c",
+        BOTH_SETS,
+        PASSED,
     );
-    for isa in [None, Some("scalar")] {
-        let out = run_program(&exe, isa);
-        assert!(
-            out.contains(" checks, 0 failed"),
-            "ffi-tests/test_optim.c (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
-        );
-    }
 }
 
 #[test]
 fn c_graph_dot_test_program_passes() {
-    let flags: Vec<&str> = C_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
-    let exe = build(
+    build_and_run(
         "test_graph",
-        &compiler("CC", "cc"),
-        &flags,
+        Lang::C,
+        &[],
         "ffi-tests/test_graph.c",
-    );
-    let out = run_program(&exe, None);
-    assert!(
-        out.contains(" checks, 0 failed"),
-        "ffi-tests/test_graph.c printed no \"N checks, 0 failed\":\n{out}"
+        BEST_SET,
+        PASSED,
     );
 }
 
-/// `include/flowmlp.hpp` as C++17 (both method families, eight predicting threads),
-/// with the sanitizers when available.
+/// `include/flowmlp.hpp` as C++17 (both method families, eight predicting threads).
 #[test]
 fn cpp_wrapper_test_program_passes() {
-    let flags: Vec<&str> = CXX_FLAGS.iter().chain(sanitizer_flags()).copied().collect();
-    let exe = build(
+    build_and_run(
         "test_cpp",
-        &compiler("CXX", "c++"),
-        &flags,
+        Lang::Cxx,
+        &[],
         "ffi-tests/test_cpp.cpp",
+        BOTH_SETS,
+        PASSED,
     );
-    for isa in [None, Some("scalar")] {
-        let out = run_program(&exe, isa);
-        assert!(
-            out.contains(" checks, 0 failed"),
-            "ffi-tests/test_cpp.cpp (FLOWMLP_ISA={isa:?}) printed no \"N checks, 0 failed\":\n{out}"
-        );
-    }
 }
 
 /// The wrapper without exceptions (only the try_ family), as C++20 so that std::span
@@ -397,21 +396,12 @@ fn cpp_wrapper_without_exceptions_as_cpp20() {
 
 #[test]
 fn cpp_example_fits_the_sine() {
-    let flags: Vec<&str> = CXX_FLAGS
-        .iter()
-        .chain(&["-O2"])
-        .chain(sanitizer_flags())
-        .copied()
-        .collect();
-    let exe = build(
+    build_and_run(
         "fit_sine",
-        &compiler("CXX", "c++"),
-        &flags,
+        Lang::Cxx,
+        &["-O2"],
         "examples/cpp/fit_sine.cpp",
-    );
-    let out = run_program(&exe, None);
-    assert!(
-        out.contains("largest error on the grid"),
-        "examples/cpp/fit_sine.cpp: {out}"
+        BEST_SET,
+        "largest error on the grid",
     );
 }
