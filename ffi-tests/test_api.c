@@ -41,80 +41,9 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 #define MAXP 4096 /* largest parameter count of the models below */
 #define NSTATUS 12 /* status values 0..NSTATUS-1 exist */
 
+#include "model_checks.h"
+
 /* ---------------------------------------------------------------- helpers */
-
-static const char *status_name(int s) {
-    static const char *const names[] = {
-        "FLOWMLP_OK",
-        "FLOWMLP_ERROR_NULL_POINTER",
-        "FLOWMLP_ERROR_INVALID_CONFIG",
-        "FLOWMLP_ERROR_INVALID_ARGUMENT",
-        "FLOWMLP_ERROR_BATCH_TOO_LARGE",
-        "FLOWMLP_ERROR_OUT_OF_MEMORY",
-        "FLOWMLP_ERROR_NO_FORWARD",
-        "FLOWMLP_ERROR_NON_FINITE",
-        "FLOWMLP_ERROR_UNSUPPORTED_ISA",
-        "FLOWMLP_ERROR_INTERNAL",
-        "FLOWMLP_ERROR_BAD_CHECKPOINT",
-        "FLOWMLP_ERROR_IO",
-    };
-    return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "(unknown status)";
-}
-
-static int expect_status(flowmlp_status got, flowmlp_status want, const char *call,
-                         const char *file, int line) {
-    ++ctest_checks;
-    if (got != want) {
-        ++ctest_failures;
-        fprintf(stderr, "%s:%d: %s\n    returned %s (%d: %s), expected %s\n", file, line, call,
-                status_name((int)got), (int)got, flowmlp_status_message((int)got),
-                status_name((int)want));
-        fflush(stderr);
-        return 0;
-    }
-    return 1;
-}
-
-/* EXPECT(call, status): the call returns exactly that status. */
-#define EXPECT(call, want) expect_status((call), (want), #call, __FILE__, __LINE__)
-
-/* The observable state of a model: its parameters and gradients (flat layout). */
-typedef struct {
-    size_t n;
-    float params[MAXP];
-    float grads[MAXP];
-} snapshot;
-
-static snapshot snap_before, snap_after;
-
-static void take_snapshot(const flowmlp_model *m, snapshot *s) {
-    s->n = flowmlp_param_count(m);
-    if (s->n == 0 || s->n > MAXP) {
-        fprintf(stderr, "take_snapshot: bad parameter count %lu\n", (unsigned long)s->n);
-        exit(2);
-    }
-    if (flowmlp_get_params(m, s->params, s->n) != FLOWMLP_OK ||
-        flowmlp_get_grads(m, s->grads, s->n) != FLOWMLP_OK) {
-        fprintf(stderr, "take_snapshot: get_params/get_grads failed\n");
-        exit(2);
-    }
-}
-
-static int same_state(const flowmlp_model *m, const snapshot *s) {
-    take_snapshot(m, &snap_after);
-    return snap_after.n == s->n && memcmp(snap_after.params, s->params, s->n * sizeof(float)) == 0 &&
-           memcmp(snap_after.grads, s->grads, s->n * sizeof(float)) == 0;
-}
-
-/* EXPECT_REFUSED(model, call, status): the call on an existing model returns the
- * error status and leaves parameters and gradients bit for bit as they were. */
-#define EXPECT_REFUSED(m, call, want)                                                      \
-    do {                                                                                   \
-        take_snapshot((m), &snap_before);                                                  \
-        EXPECT(call, want);                                                                \
-        ctest_check(same_state((m), &snap_before), __FILE__, __LINE__,                     \
-                    "parameters and gradients unchanged by " #call);                       \
-    } while (0)
 
 /* A value no call may write into an output argument of a failed call. */
 static const float POISON = -12345.678f;

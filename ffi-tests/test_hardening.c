@@ -52,53 +52,7 @@ static unsigned char *arena(void) {
 #endif
 }
 
-static int expect_status(flowmlp_status got, flowmlp_status want, const char *call,
-                         const char *file, int line) {
-    ++ctest_checks;
-    if (got != want) {
-        ++ctest_failures;
-        fprintf(stderr, "%s:%d: %s\n    returned %d (%s), expected %d (%s)\n", file, line, call,
-                (int)got, flowmlp_status_message((int)got), (int)want,
-                flowmlp_status_message((int)want));
-        fflush(stderr);
-        return 0;
-    }
-    return 1;
-}
-#define EXPECT(call, want) expect_status((call), (want), #call, __FILE__, __LINE__)
-
-typedef struct {
-    size_t n;
-    float params[MAXP];
-    float grads[MAXP];
-} snapshot;
-
-static snapshot snap_before, snap_after;
-
-static void take_snapshot(const flowmlp_model *m, snapshot *s) {
-    s->n = flowmlp_param_count(m);
-    if (s->n == 0 || s->n > MAXP || flowmlp_get_params(m, s->params, s->n) != FLOWMLP_OK ||
-        flowmlp_get_grads(m, s->grads, s->n) != FLOWMLP_OK) {
-        fprintf(stderr, "take_snapshot failed\n");
-        exit(2);
-    }
-}
-
-static int same_state(const flowmlp_model *m, const snapshot *s) {
-    take_snapshot(m, &snap_after);
-    return snap_after.n == s->n &&
-           memcmp(snap_after.params, s->params, s->n * sizeof(float)) == 0 &&
-           memcmp(snap_after.grads, s->grads, s->n * sizeof(float)) == 0;
-}
-
-/* The call returns `want` and leaves the model's parameters and gradients as they were. */
-#define EXPECT_REFUSED(m, call, want)                                                      \
-    do {                                                                                   \
-        take_snapshot((m), &snap_before);                                                  \
-        EXPECT(call, want);                                                                \
-        ctest_check(same_state((m), &snap_before), __FILE__, __LINE__,                     \
-                    "parameters and gradients unchanged by " #call);                       \
-    } while (0)
+#include "model_checks.h"
 
 static char sentinel_object;
 #define SENTINEL ((flowmlp_model *)(void *)&sentinel_object)

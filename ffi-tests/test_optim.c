@@ -32,57 +32,7 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static int expect_status(flowmlp_status got, flowmlp_status want, const char *call,
-                         const char *file, int line) {
-    ++ctest_checks;
-    if (got != want) {
-        ++ctest_failures;
-        fprintf(stderr, "%s:%d: %s\n    returned %d (%s), expected %d (%s)\n", file, line, call,
-                (int)got, flowmlp_status_message((int)got), (int)want,
-                flowmlp_status_message((int)want));
-        fflush(stderr);
-        return 0;
-    }
-    return 1;
-}
-
-/* EXPECT(call, status): the call returns exactly that status. */
-#define EXPECT(call, want) expect_status((call), (want), #call, __FILE__, __LINE__)
-
-/* The parameters and gradients of a model (flat layout). */
-typedef struct {
-    size_t n;
-    float params[MAXP];
-    float grads[MAXP];
-} snapshot;
-
-static snapshot snap_before, snap_after;
-
-static void take_snapshot(const flowmlp_model *m, snapshot *s) {
-    s->n = flowmlp_param_count(m);
-    if (s->n == 0 || s->n > MAXP || flowmlp_get_params(m, s->params, s->n) != FLOWMLP_OK ||
-        flowmlp_get_grads(m, s->grads, s->n) != FLOWMLP_OK) {
-        fprintf(stderr, "take_snapshot failed (parameter count %lu)\n", (unsigned long)s->n);
-        exit(2);
-    }
-}
-
-static int same_state(const flowmlp_model *m, const snapshot *s) {
-    take_snapshot(m, &snap_after);
-    return snap_after.n == s->n &&
-           memcmp(snap_after.params, s->params, s->n * sizeof(float)) == 0 &&
-           memcmp(snap_after.grads, s->grads, s->n * sizeof(float)) == 0;
-}
-
-/* EXPECT_REFUSED(model, call, status): the call returns the error status and leaves
- * parameters and gradients bit for bit as they were. */
-#define EXPECT_REFUSED(m, call, want)                                                  \
-    do {                                                                               \
-        take_snapshot((m), &snap_before);                                              \
-        EXPECT(call, want);                                                            \
-        ctest_check(same_state((m), &snap_before), __FILE__, __LINE__,                 \
-                    "parameters and gradients unchanged by " #call);                   \
-    } while (0)
+#include "model_checks.h"
 
 static flowmlp_config make_config(uint32_t d, uint32_t h, uint32_t m, uint32_t max_batch,
                                   uint64_t seed, uint32_t loss) {
