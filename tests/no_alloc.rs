@@ -298,21 +298,6 @@ unsafe fn exercise_c(h: *mut flowmlp_model, cfg: &flowmlp_config, rounds: usize)
     }
 }
 
-/// A C config with the given topology; every other field zero (the defaults), so
-/// that fields added to `flowmlp_config` later keep their zero defaults here.
-fn c_config(d: u32, hidden: &[u32], m: u32, max_batch: u32, seed: u64, isa: u32) -> flowmlp_config {
-    // SAFETY: flowmlp_config is plain integers (and floats), for which zero is valid.
-    let mut c: flowmlp_config = unsafe { std::mem::zeroed() };
-    c.n_inputs = d;
-    c.n_outputs = m;
-    c.n_hidden = hidden.len() as u32;
-    c.hidden[..hidden.len()].copy_from_slice(hidden);
-    c.max_batch = max_batch;
-    c.seed = seed;
-    c.isa = isa;
-    c
-}
-
 #[test]
 fn no_c_call_allocates_after_create() {
     for isa in isas() {
