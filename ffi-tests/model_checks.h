@@ -6,6 +6,7 @@
  *   EXPECT_REFUSED(m, call, status)  ... and leaves m's parameters and gradients bit
  *                                    for bit as they were
  *   take_snapshot / same_state       the observable state of a model
+ *   create_or_die                    setup: a model, or exit(2)
  */
 #ifndef FLOWMLP_MODEL_CHECKS_H
 #define FLOWMLP_MODEL_CHECKS_H
@@ -52,6 +53,17 @@ static inline int expect_status(flowmlp_status got, flowmlp_status want, const c
 }
 
 #define EXPECT(call, want) expect_status((call), (want), #call, __FILE__, __LINE__)
+
+/* A model that must be created (a test setup step, not a check): exit otherwise. */
+static inline flowmlp_model *create_or_die(const flowmlp_config *c) {
+    flowmlp_model *m = NULL;
+    flowmlp_status s = flowmlp_create(c, &m);
+    if (s != FLOWMLP_OK || m == NULL) {
+        fprintf(stderr, "flowmlp_create failed: %s\n", flowmlp_status_message((int)s));
+        exit(2);
+    }
+    return m;
+}
 
 /* The observable state of a model: its parameters and gradients (flat layout). */
 typedef struct {

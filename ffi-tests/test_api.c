@@ -86,16 +86,6 @@ static flowmlp_config make_config(uint32_t d, uint32_t k, const uint32_t *hidden
     return c;
 }
 
-static flowmlp_model *create_or_die(const flowmlp_config *c) {
-    flowmlp_model *m = NULL;
-    flowmlp_status s = flowmlp_create(c, &m);
-    if (s != FLOWMLP_OK || m == NULL) {
-        fprintf(stderr, "flowmlp_create failed: %s\n", flowmlp_status_message((int)s));
-        exit(2);
-    }
-    return m;
-}
-
 /* flowmlp_create must fail with `want` and leave *out_model as it was. */
 static char sentinel_object;
 #define SENTINEL ((flowmlp_model *)(void *)&sentinel_object)

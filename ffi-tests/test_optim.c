@@ -49,16 +49,6 @@ static flowmlp_config make_config(uint32_t d, uint32_t h, uint32_t m, uint32_t m
     return c;
 }
 
-static flowmlp_model *create_or_die(const flowmlp_config *c) {
-    flowmlp_model *m = NULL;
-    flowmlp_status s = flowmlp_create(c, &m);
-    if (s != FLOWMLP_OK || m == NULL) {
-        fprintf(stderr, "flowmlp_create failed: %s\n", flowmlp_status_message((int)s));
-        exit(2);
-    }
-    return m;
-}
-
 /* Deterministic data in [-1, 1). */
 static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
 static float uniform(void) {
