@@ -11,6 +11,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod common;
+use common::run;
 use std::sync::OnceLock;
 
 /// Libraries a Rust staticlib needs, as `cargo rustc --lib --crate-type staticlib --
@@ -123,33 +126,6 @@ fn program(exe: &Path) -> Command {
         }
         _ => Command::new(exe),
     }
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
-
-/// Run `cmd`; on failure panic with `what`, the command line, and its output.
-fn run(what: &str, cmd: &mut Command) -> String {
-    let line = describe(cmd);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: could not start `{line}`: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n$ {line}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
-    );
-    print!("{stdout}");
-    eprint!("{stderr}");
-    stdout.into_owned()
 }
 
 /// The sanitizer flags when `$CC` can build and run a program with them, else none.

@@ -16,6 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::run;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const SONAME: &str = "libflowmlp.so.0";
 
@@ -61,31 +64,6 @@ fn work_dir() -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
-
-/// Run `cmd`; on failure panic with `what`, the command line and its output. Stdout.
-fn run(what: &str, cmd: &mut Command) -> String {
-    let line = describe(cmd);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: could not start `{line}`: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n$ {line}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
-    );
-    stdout
 }
 
 /// Whether `tool` runs; when it does not, fail with `package` to install unless

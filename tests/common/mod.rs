@@ -135,3 +135,32 @@ pub fn c_config(
     c.isa = isa;
     c
 }
+
+/// A command line as a shell would show it, for failure messages.
+pub fn describe(cmd: &std::process::Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Run `cmd`; on failure panic with `what`, the command line and its output.
+/// Returns stdout (and echoes both streams, which the test harness captures).
+pub fn run(what: &str, cmd: &mut std::process::Command) -> String {
+    let line = describe(cmd);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not start `{line}`: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n$ {line}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    print!("{stdout}");
+    eprint!("{stderr}");
+    stdout
+}
