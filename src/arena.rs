@@ -17,7 +17,14 @@
 //! part          partial sums of the m = 1 head across weight chunks, max_batch x 16
 //! pack          packed columns of a layer's input for the weight gradients
 //! wt            a layer's weights laid out for dZ W (layers 2..k, batches of 4+ rows)
+//! factors[0..2] the gradients of a one-row course step as factors, per gradient
+//!               buffer: x (d, padded to 16), H (ld), dZ (ld), dy (16); course only
 //! ```
+//!
+//! The course's network (one hidden layer of at most 32 units, one output) trains one
+//! row at a time with its gradients kept as those factors, `gW = dZ x^T`, `gb = dZ`,
+//! `gW_o = dy H`, `gb_o = dy`: 2d + 3 ld floats written per step instead of the
+//! (d + 2) ld + 1 gradients, which are formed only when read (`Model::factor_grad`).
 //!
 //! Internal parameter layout. A hidden layer with `in` inputs and `out` units keeps
 //! its weights as panels of 16 units, each panel `in x 16` row-major (the transpose of
@@ -86,6 +93,9 @@ pub(crate) struct Plan {
     pub part: usize,
     pub pack: usize,
     pub wt: usize,
+    /// One hidden layer of at most two panels and one output (see `factors`).
+    pub course: bool,
+    pub factors: [usize; 2],
     /// Total bytes of the arena.
     pub total: usize,
 }
@@ -186,6 +196,13 @@ impl Plan {
             }
         }
         let wt = c.take_floats(wt_len)?;
+        let course = k == 1 && cfg.outputs == 1 && layers[0].panels <= 2;
+        let factor_len = if course {
+            add(round_up(cfg.inputs, PANEL)?, 2 * ld[0] + PANEL)?
+        } else {
+            0
+        };
+        let factors = [c.take_floats(factor_len)?, c.take_floats(factor_len)?];
         Ok(Plan {
             inputs: cfg.inputs,
             outputs: cfg.outputs,
@@ -207,8 +224,16 @@ impl Plan {
             part,
             pack,
             wt,
+            course,
+            factors,
             total: c.0,
         })
+    }
+
+    /// Float offsets of H, dZ and dy in a factor section (x is at 0).
+    pub(crate) fn factor_offsets(&self) -> (usize, usize, usize) {
+        let h = self.inputs.div_ceil(PANEL) * PANEL;
+        (h, h + self.ld[0], h + 2 * self.ld[0])
     }
 
     /// Layers with weights: k hidden and the output layer.

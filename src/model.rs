@@ -49,10 +49,21 @@ pub(crate) struct State {
     optimizer: Optimizer,
     /// Global gradient-norm limit; 0 = no clipping.
     clip_norm: f32,
+    /// Plain SGD without clipping: the train step may fuse the update into the
+    /// backward pass (kept in step with `optimizer` and `clip_norm`).
+    fusable: bool,
     /// Optimizer steps taken since the state was reset.
     steps: u64,
     /// Rows of the kept forward pass; 0 when none.
     fwd_n: usize,
+    /// The current gradients are the factors in `plan.factors[grads]`, not the buffer
+    /// (after a one-row course `train_step`; see `Model::factor_grad`).
+    lazy: bool,
+    /// The one-row forward kernel for this plan (`None`: the layer kernels).
+    row_forward: Option<unsafe fn(&RowCtx)>,
+    /// The one-row fused SGD train step for this plan; the course's leaves the
+    /// gradients as factors.
+    row_train: Option<TrainRowFn>,
 }
 
 impl State {
@@ -103,7 +114,8 @@ const PREDICT_SLACK: usize = 4 * ALIGN;
 
 /// Learning rates must be finite and not negative.
 fn check_lr(lr: f32) -> Result<(), Error> {
-    if lr.is_finite() && lr >= 0.0 {
+    // Two compares, both false for NaN.
+    if (0.0..=f32::MAX).contains(&lr) {
         Ok(())
     } else {
         Err(Error::InvalidArgument)
@@ -198,8 +210,20 @@ impl Model {
             x: 0,
             optimizer: Optimizer::SGD,
             clip_norm: 0.0,
+            fusable: true,
             steps: 0,
             fwd_n: 0,
+            lazy: false,
+            row_forward: if plan.course {
+                kernels.forward_course
+            } else {
+                kernels.forward_row
+            },
+            row_train: if plan.course {
+                kernels.train_course
+            } else {
+                kernels.train_row
+            },
         };
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
         // align_of::<State>()).
@@ -301,9 +325,13 @@ impl Model {
     }
 
     fn all_finite(&self, v: &[f32]) -> bool {
-        // A few values are checked faster here than through a kernel call.
-        if v.len() <= 8 {
-            return v.iter().all(|x| x.is_finite());
+        // A few values are checked faster here than through a kernel call, without a
+        // branch per value: an all-ones exponent (inf or NaN) carries into bit 31.
+        if v.len() <= 16 {
+            let carry = v.iter().fold(0u32, |acc, x| {
+                acc | ((x.to_bits() & 0x7f80_0000) + 0x0080_0000)
+            });
+            return carry & 0x8000_0000 == 0;
         }
         // SAFETY: the slice is valid for its length.
         unsafe { (self.st().kernels.all_finite)(v.as_ptr(), v.len()) }
@@ -360,6 +388,7 @@ impl Model {
         let loss = unsafe { self.run_backward(x, n, y.as_ptr(), None)? };
         let st = self.st_mut();
         st.grads = 1 - st.grads;
+        st.lazy = false;
         Ok(loss)
     }
 
@@ -464,7 +493,58 @@ impl Model {
     /// forward.
     pub fn step(&mut self, learning_rate: f32) -> Result<(), Error> {
         check_lr(learning_rate)?;
+        self.materialize_grads();
         self.apply_update(learning_rate, self.st().grads)
+    }
+
+    /// Form the current gradients in their buffer when they are kept as factors. The
+    /// gradients keep their values: this changes only how they are stored.
+    fn materialize_grads(&mut self) {
+        if !self.st().lazy {
+            return;
+        }
+        let s = self.st();
+        let len = s.plan.int_len;
+        let g = s.ptr(s.plan.grads[s.grads]);
+        for int in 0..len {
+            let v = self.factor_grad(int);
+            // SAFETY: the current gradient buffer holds int_len floats, and
+            // `factor_grad` reads only the factor sections, which it does not overlap.
+            unsafe { *g.add(int) = v };
+        }
+        self.st_mut().lazy = false;
+    }
+
+    /// The current gradient at internal index `int` from the factors of a one-row
+    /// course step (`Plan::factors`): `gW[j][k] = dz[j] x[k]`, `gb = dz`,
+    /// `gW_o[j] = dy h[j]`, `gb_o = dy`; padding reads as 0 (dZ and H are 0 there).
+    /// The kernels form the same products, so the values match an eager step's.
+    fn factor_grad(&self, int: usize) -> f32 {
+        let s = self.st();
+        let plan = &s.plan;
+        let (lp, out) = (&plan.layers[0], &plan.layers[1]);
+        let (fh, fdz, fdy) = plan.factor_offsets();
+        let f = s.ptr(plan.factors[s.grads]);
+        // SAFETY: the factor section holds x, H, dZ and dy at these offsets, and every
+        // index below stays inside its part (units < ld, inputs < d).
+        unsafe {
+            let dy = *f.add(fdy);
+            if int >= out.b {
+                if int == out.b {
+                    dy
+                } else {
+                    0.0
+                }
+            } else if int >= out.w {
+                dy * *f.add(fh + (int - out.w))
+            } else if int >= lp.b {
+                *f.add(fdz + (int - lp.b))
+            } else {
+                let off = int - lp.w;
+                let (panel, rem) = (off / (lp.inputs * PANEL), off % (lp.inputs * PANEL));
+                *f.add(rem / PANEL) * *f.add(fdz + panel * PANEL + rem % PANEL)
+            }
+        }
     }
 
     /// Choose the optimizer used by `step` and `train_step` (plain SGD by default).
@@ -478,6 +558,7 @@ impl Model {
         unsafe { core::ptr::write_bytes(buf, 0, len) };
         let s = self.st_mut();
         s.optimizer = optimizer;
+        s.fusable = optimizer.is_plain_sgd() && s.clip_norm == 0.0;
         s.steps = 0;
         Ok(())
     }
@@ -493,7 +574,9 @@ impl Model {
         if !(max_norm.is_finite() && max_norm >= 0.0) {
             return Err(Error::InvalidArgument);
         }
-        self.st_mut().clip_norm = max_norm;
+        let s = self.st_mut();
+        s.clip_norm = max_norm;
+        s.fusable = s.optimizer.is_plain_sgd() && max_norm == 0.0;
         Ok(())
     }
 
@@ -504,8 +587,7 @@ impl Model {
 
     /// Whether the train step may fuse the update into the backward pass.
     fn fusable(&self) -> bool {
-        let s = self.st();
-        s.optimizer.is_plain_sgd() && s.clip_norm == 0.0
+        self.st().fusable
     }
 
     /// One optimizer step from gradient buffer `g` into the spare parameters (and
@@ -558,6 +640,20 @@ impl Model {
     /// error parameters and gradients are unchanged; once the forward pass has run
     /// (a non-finite loss or a refused update) the kept forward is gone.
     pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
+        let s = self.st();
+        // One row with plain SGD, the embedded loop's case: straight to the row kernel.
+        if let (true, true, Some(row)) = (x.len() == s.plan.inputs, s.fusable, s.row_train) {
+            if y.len() != s.plan.outputs {
+                return Err(Error::InvalidArgument);
+            }
+            check_lr(learning_rate)?;
+            if !self.all_finite(x) || !self.all_finite(y) {
+                return Err(Error::NonFinite);
+            }
+            // The activations are overwritten from here on.
+            self.st_mut().fwd_n = 0;
+            return self.train_row(row, x, y, learning_rate);
+        }
         let n = self.rows_of(x.len())?;
         if y.len() != n * self.st().plan.outputs {
             return Err(Error::InvalidArgument);
@@ -577,11 +673,10 @@ impl Model {
             };
             let spare = 1 - self.st().grads;
             self.apply_update(learning_rate, spare)?;
-            self.st_mut().grads = spare;
+            let s = self.st_mut();
+            s.grads = spare;
+            s.lazy = false;
             return Ok(loss);
-        }
-        if let (1, Some(row)) = (n, self.st().kernels.train_row) {
-            return self.train_row(row, x, y, learning_rate);
         }
         // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
         let loss = unsafe {
@@ -594,15 +689,19 @@ impl Model {
         s.grads = 1 - s.grads;
         s.params = 1 - s.params;
         s.steps += 1;
+        s.lazy = false;
         Ok(loss)
     }
 
     /// `train_step` for one row through the ISA's one-call row kernel.
+    #[inline]
     fn train_row(&mut self, row: TrainRowFn, x: &[f32], y: &[f32], lr: f32) -> Result<f32, Error> {
         let s = self.st();
         let plan = &s.plan;
-        let gbuf = plan.grads[1 - s.grads];
-        let off = |buf: usize| (buf as isize - gbuf as isize) / 4;
+        let spare = 1 - s.grads;
+        let gbuf = plan.grads[spare];
+        // Sections are 64-byte aligned: the byte difference divides exactly.
+        let off = |buf: usize| (buf as isize - gbuf as isize) >> 2;
         let ctx = RowCtx {
             plan,
             base: s.base,
@@ -617,6 +716,11 @@ impl Model {
                 cur: off(plan.params[s.params]),
                 next: off(plan.params[1 - s.params]),
             }),
+            factors: if plan.course {
+                s.ptr(plan.factors[spare])
+            } else {
+                core::ptr::null_mut()
+            },
         };
         // SAFETY: the arena is live, x holds one row and y its m targets (checked).
         let (loss, ok) = unsafe { row(&ctx, &train) };
@@ -627,6 +731,8 @@ impl Model {
         s.grads = 1 - s.grads;
         s.params = 1 - s.params;
         s.steps += 1;
+        // The row kernels keep the course's gradients as factors.
+        s.lazy = s.plan.course;
         Ok(loss)
     }
 
@@ -637,7 +743,16 @@ impl Model {
 
     /// Copy the gradients of the last `backward` out, in the flat layout.
     pub fn get_grads(&self, out: &mut [f32]) -> Result<(), Error> {
-        self.export(self.grads(), out)
+        if !self.st().lazy {
+            return self.export(self.grads(), out);
+        }
+        if out.len() != self.param_count() {
+            return Err(Error::InvalidArgument);
+        }
+        self.st()
+            .plan
+            .for_each_index(|flat, int, _, _| out[flat] = self.factor_grad(int));
+        Ok(())
     }
 
     /// Replace the parameters (flat layout, all finite). Drops the kept forward.
@@ -688,9 +803,9 @@ impl Model {
     /// `x` is valid for `n * d` floats and `1 <= n <= max_batch`.
     unsafe fn run_forward(&self, x: *const f32, n: usize) {
         let s = self.st();
-        let (plan, k) = (&s.plan, s.kernels);
+        let plan = &s.plan;
         let p = self.params_ptr();
-        if let (1, Some(row)) = (n, k.forward_row) {
+        if let (1, Some(row)) = (n, s.row_forward) {
             // SAFETY: the arena is live and x holds one row.
             unsafe {
                 row(&RowCtx {
@@ -800,7 +915,8 @@ impl Model {
         let gbuf = plan.grads[1 - s.grads];
         let (p, g) = (self.params_ptr(), s.ptr(gbuf));
         // With `sgd`, the update goes into the spare parameters as gradients are made.
-        let off = |buf: usize| (buf as isize - gbuf as isize) / 4;
+        // Sections are 64-byte aligned: the byte difference divides exactly.
+        let off = |buf: usize| (buf as isize - gbuf as isize) >> 2;
         let fused = sgd.map(|lr| Fused {
             lr,
             cur: off(plan.params[s.params]),

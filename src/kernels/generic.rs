@@ -973,6 +973,8 @@ macro_rules! simd_kernel_set {
             sum_sq,
             forward_row: Some(forward_row),
             train_row: Some(train_row),
+            forward_course: Some(forward_course),
+            train_course: Some(train_course),
         };
 
         // SAFETY (every entry point below): the functions are reachable only through
@@ -1027,6 +1029,14 @@ macro_rules! simd_kernel_set {
         $(#[$attr])*
         unsafe fn train_row(c: &RowCtx, t: &RowTrain) -> (f32, bool) {
             unsafe { row::train_row::<$tok, $nvr, $nv1, $ri, $ci>(<$tok>::assume(), c, t) }
+        }
+        $(#[$attr])*
+        unsafe fn forward_course(c: &RowCtx) {
+            unsafe { row::forward_course::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
+        }
+        $(#[$attr])*
+        unsafe fn train_course(c: &RowCtx, t: &RowTrain) -> (f32, bool) {
+            unsafe { row::train_course::<$tok, $nvr, $nv1>(<$tok>::assume(), c, t) }
         }
         $(#[$attr])*
         unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {

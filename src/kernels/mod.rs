@@ -193,6 +193,11 @@ pub(crate) struct Kernels {
     pub forward_row: Option<unsafe fn(&row::RowCtx)>,
     /// The train step of one row in one call: loss, and whether all was finite.
     pub train_row: Option<TrainRowFn>,
+    /// `forward_row` for a plan with `course` set (everything in registers).
+    pub forward_course: Option<unsafe fn(&row::RowCtx)>,
+    /// `train_row` with the fused SGD step for a plan with `course` set; leaves the
+    /// gradients as factors (`RowTrain::factors`).
+    pub train_course: Option<TrainRowFn>,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

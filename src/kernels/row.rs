@@ -42,6 +42,9 @@ pub(crate) struct RowTrain {
     /// The spare gradient buffer, which receives the new gradients.
     pub grads: *mut f32,
     pub fused: Option<Fused>,
+    /// The spare factor section (`Plan::factors`), which receives the gradients in
+    /// their place for the course's network.
+    pub factors: *mut f32,
 }
 
 #[inline(always)]
@@ -321,5 +324,205 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
             );
             *bad = s.add(*bad, bads[v]);
         }
+    }
+}
+
+/// `forward_row` for the course's network (`Plan::course`: one hidden layer of one
+/// or two panels, one output), whose hidden layer fits one row tile of `NV` vectors
+/// and stays in registers.
+///
+/// # Safety
+/// As `forward_row`, for a plan with `course` set.
+#[inline(always)]
+pub(crate) unsafe fn forward_course<S: Simd, const NV: usize, const NV1: usize>(s: S, c: &RowCtx) {
+    const { assert!(NV == 2 * NV1, "a row tile is two panels") };
+    debug_assert!(c.plan.course);
+    // SAFETY: the caller's contract.
+    unsafe {
+        if c.plan.layers[0].panels == 1 {
+            forward_course_v::<S, NV1, NV1>(s, c)
+        } else {
+            forward_course_v::<S, NV, NV1>(s, c)
+        }
+    }
+}
+
+/// `train_row` with the fused SGD step for the course's network (see
+/// `forward_course`); the gradients go to `t.factors` as factors.
+///
+/// # Safety
+/// As `train_row`, for a plan with `course` set, with `t.fused` set and `t.factors`
+/// the spare factor section.
+#[inline(always)]
+pub(crate) unsafe fn train_course<S: Simd, const NV: usize, const NV1: usize>(
+    s: S,
+    c: &RowCtx,
+    t: &RowTrain,
+) -> (f32, bool) {
+    const { assert!(NV == 2 * NV1, "a row tile is two panels") };
+    debug_assert!(c.plan.course && !t.factors.is_null());
+    let Some(f) = t.fused else {
+        return (f32::NAN, false);
+    };
+    // SAFETY: the caller's contract.
+    unsafe {
+        if c.plan.layers[0].panels == 1 {
+            train_course_v::<S, NV1, NV1>(s, c, t, f)
+        } else {
+            train_course_v::<S, NV, NV1>(s, c, t, f)
+        }
+    }
+}
+
+/// `ReLU(W x + b)` of the one hidden layer, `V` vectors (its padded width), in
+/// registers: no plan walking, no stores.
+///
+/// # Safety
+/// `x` holds `k` floats; `w` and `b` are the layer's internal weights and bias with
+/// `V / NV1` panels.
+#[inline(always)]
+unsafe fn course_hidden<S: Simd, const V: usize, const NV1: usize>(
+    s: S,
+    x: *const f32,
+    k: usize,
+    w: *const f32,
+    b: *const f32,
+) -> [S::V; V] {
+    let voff: [usize; V] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+    // SAFETY (whole body): kk < k and every vector lies in the layer's panels.
+    unsafe {
+        let mut even: [S::V; V] = core::array::from_fn(|v| s.load(b.add(v * S::LANES)));
+        let mut odd = [s.zero(); V];
+        let mut kk = 0;
+        while kk + 2 <= k {
+            let (x0, x1) = (s.splat(*x.add(kk)), s.splat(*x.add(kk + 1)));
+            let wk = w.add(kk * PANEL);
+            for v in 0..V {
+                even[v] = s.fmadd(x0, s.load(wk.add(voff[v])), even[v]);
+                odd[v] = s.fmadd(x1, s.load(wk.add(PANEL + voff[v])), odd[v]);
+            }
+            kk += 2;
+        }
+        if kk < k {
+            let x0 = s.splat(*x.add(kk));
+            for v in 0..V {
+                even[v] = s.fmadd(x0, s.load(w.add(kk * PANEL + voff[v])), even[v]);
+            }
+        }
+        core::array::from_fn(|v| s.max0(s.add(even[v], odd[v])))
+    }
+}
+
+/// `b_o + w_o . h`, the course's single output.
+///
+/// # Safety
+/// `wo` holds `V * LANES` floats (the output row is padded to the layer's width).
+#[inline(always)]
+unsafe fn course_head<S: Simd, const V: usize>(
+    s: S,
+    h: &[S::V; V],
+    wo: *const f32,
+    bo: f32,
+) -> f32 {
+    let mut acc = s.zero();
+    // SAFETY: v * LANES < V * LANES.
+    unsafe {
+        for v in 0..V {
+            acc = s.fmadd(h[v], s.load(wo.add(v * S::LANES)), acc);
+        }
+    }
+    bo + s.hsum(acc)
+}
+
+/// `forward_course` with the hidden layer's `V` vectors.
+///
+/// # Safety
+/// As `forward_course`.
+#[inline(always)]
+unsafe fn forward_course_v<S: Simd, const V: usize, const NV1: usize>(s: S, c: &RowCtx) {
+    let plan = c.plan;
+    let (lp, out) = (&plan.layers[0], &plan.layers[1]);
+    // SAFETY (whole body): offsets from the plan; the h section holds the padded row.
+    unsafe {
+        let p = c.params;
+        let h = course_hidden::<S, V, NV1>(s, c.x, lp.inputs, p.add(lp.w), p.add(lp.b));
+        let hrow = at(c.base, plan.h[0]);
+        for v in 0..V {
+            s.store(hrow.add(v * S::LANES), h[v]);
+        }
+        *at(c.base, plan.yhat) = course_head(s, &h, p.add(out.w), *p.add(out.b));
+    }
+}
+
+/// `train_course` with the hidden layer's `V` vectors: the hidden layer, its mask and dZ stay in registers, and the
+/// gradients are left as their factors x, H, dZ and dy (`Plan::factors`), so one
+/// pass over the weights reads each old value and writes its update, and nothing else.
+///
+/// # Safety
+/// As `train_row`, with `f` the fused step's buffers and `t.factors` a factor section.
+#[inline(always)]
+unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
+    s: S,
+    c: &RowCtx,
+    t: &RowTrain,
+    f: Fused,
+) -> (f32, bool) {
+    let plan = c.plan;
+    let (lp, out) = (&plan.layers[0], &plan.layers[1]);
+    let k = lp.inputs;
+    let (g, p) = (t.grads, c.params);
+    let voff: [usize; V] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+    let (fh, fdz, fdy) = plan.factor_offsets();
+    // SAFETY (whole body): offsets from the plan, within the parameter buffers (reached
+    // from the spare gradient buffer by `f`'s offsets) and the factor section; x holds
+    // k floats and y one.
+    unsafe {
+        let h = course_hidden::<S, V, NV1>(s, c.x, k, p.add(lp.w), p.add(lp.b));
+        let wo = p.add(out.w);
+        let e = course_head(s, &h, wo, *p.add(out.b)) - *t.y;
+        let loss = e * e;
+        if !loss.is_finite() {
+            return (loss, false);
+        }
+        let dy = 2.0 * e;
+        let (d, nlr) = (s.splat(dy), s.splat(-f.lr));
+        let fx = t.factors;
+        let mut bads = [s.zero(); V];
+        // `-lr dZ`: each weight's update is then one FMA with its input.
+        let mut step = [s.zero(); V];
+        let (cur, next) = (g.offset(f.cur), g.offset(f.next));
+        for v in 0..V {
+            let o = v * S::LANES;
+            let dz = s.select_pos(h[v], s.mul(d, s.load(wo.add(o))));
+            s.store(fx.add(fh + o), h[v]);
+            s.store(fx.add(fdz + o), dz);
+            let nwo = s.fnmadd(s.splat(f.lr), s.mul(d, h[v]), s.load(cur.add(out.w + o)));
+            s.store(next.add(out.w + o), nwo);
+            bads[v] = s.fmadd(nwo, s.zero(), bads[v]);
+            step[v] = s.mul(nlr, dz);
+            let nb = s.add(s.load(cur.add(lp.b + o)), step[v]);
+            s.store(next.add(lp.b + o), nb);
+            bads[v] = s.fmadd(nb, s.zero(), bads[v]);
+        }
+        *fx.add(fdy) = dy;
+        let nbo = *cur.add(out.b) - f.lr * dy;
+        *next.add(out.b) = nbo;
+        let (wc, wn) = (cur.add(lp.w), next.add(lp.w));
+        for kk in 0..k {
+            let xv = *c.x.add(kk);
+            *fx.add(kk) = xv;
+            let xk = s.splat(xv);
+            let o = kk * PANEL;
+            for v in 0..V {
+                let nw = s.fmadd(xk, step[v], s.load(wc.add(o + voff[v])));
+                s.store(wn.add(o + voff[v]), nw);
+                bads[v] = s.fmadd(nw, s.zero(), bads[v]);
+            }
+        }
+        let mut bad = s.zero();
+        for v in 0..V {
+            bad = s.add(bad, bads[v]);
+        }
+        (loss, nbo.is_finite() && s.hsum(bad) == 0.0)
     }
 }

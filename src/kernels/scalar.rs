@@ -25,6 +25,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     // The reference runs one row through the layer kernels.
     forward_row: None,
     train_row: None,
+    forward_course: None,
+    train_course: None,
 };
 
 /// ReLU with ReLU'(0) = 0; NaN maps to 0 as `max(z, 0)` does in the SIMD sets.

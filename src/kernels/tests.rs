@@ -16,6 +16,7 @@ use super::simd::emulated::Emu;
 use super::Kernels;
 use crate::config::{Config, Isa};
 use crate::model::Model;
+use crate::Error;
 
 mod emu4 {
     super::super::generic::simd_kernel_set! {
@@ -174,6 +175,22 @@ fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
             &flat(&reference, false),
             fan,
         );
+        // The gradients a train step leaves (kept as factors on the course's one-row
+        // path), read out and then used by a step.
+        check(
+            &ctx("train_step gradients", n),
+            &flat(&model, true),
+            &flat(&reference, true),
+            fan,
+        );
+        model.step(0.005).unwrap();
+        reference.step(0.005).unwrap();
+        check(
+            &ctx("step after train_step", n),
+            &flat(&model, false),
+            &flat(&reference, false),
+            fan,
+        );
         // Re-align, so that differences do not compound across rounds.
         let p = flat(&reference, false);
         model.set_params(&p).unwrap();
@@ -223,6 +240,13 @@ fn course_and_benchmark_shapes_match_the_reference() {
         let mut rng = Rng(99);
         for (d, hidden, m, n) in [
             (8, vec![32], 1, 1),
+            // The course's one-row path (one hidden layer of one or two panels, m = 1)
+            // on ragged sizes.
+            (1, vec![1], 1, 1),
+            (3, vec![16], 1, 2),
+            (7, vec![17], 1, 3),
+            (33, vec![31], 1, 1),
+            (17, vec![9], 1, 5),
             (10, vec![64], 1, 32),
             (16, vec![64], 1, 32),
             (64, vec![256], 1, 64),
@@ -238,5 +262,44 @@ fn course_and_benchmark_shapes_match_the_reference() {
                 &mut rng,
             );
         }
+    }
+}
+
+#[test]
+fn refused_course_steps_keep_the_factored_gradients() {
+    for (name, kernels) in tables() {
+        let cfg = Config::new(5, &[20], 1).max_batch(3).seed(7);
+        let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+        let x = [0.5, -1.0, 0.25, 2.0, -0.75];
+        model.train_step(&x, &[1.5], 0.01).unwrap();
+        let (g, p) = (flat(&model, true), flat(&model, false));
+        assert!(g.iter().any(|v| *v != 0.0), "{name}: no gradient");
+        // A loss that overflows, a NaN target, a NaN input, a bad rate: all refused.
+        assert_eq!(model.train_step(&x, &[3e19], 0.01), Err(Error::NonFinite));
+        assert_eq!(
+            model.train_step(&x, &[f32::NAN], 0.01),
+            Err(Error::NonFinite)
+        );
+        let bad_x = [0.5, f32::INFINITY, 0.25, 2.0, -0.75];
+        assert_eq!(
+            model.train_step(&bad_x, &[1.0], 0.01),
+            Err(Error::NonFinite)
+        );
+        assert_eq!(
+            model.train_step(&x, &[1.0], -1.0),
+            Err(Error::InvalidArgument)
+        );
+        // An update that overflows: refused, nothing applied.
+        assert_eq!(model.train_step(&x, &[1e6], 1e35), Err(Error::NonFinite));
+        assert_eq!(flat(&model, true), g, "{name}: gradients changed");
+        assert_eq!(flat(&model, false), p, "{name}: parameters changed");
+        // A batch step replaces the factored gradients (a target far from the
+        // prediction, so that the error has no cancellation).
+        let xb = [x, x].concat();
+        model.train_step(&xb, &[-3.0, -3.0], 0.0).unwrap();
+        let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+        reference.set_params(&p).unwrap();
+        reference.train_step(&xb, &[-3.0, -3.0], 0.0).unwrap();
+        check(name, &flat(&model, true), &flat(&reference, true), 20);
     }
 }
