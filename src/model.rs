@@ -113,6 +113,16 @@ impl core::fmt::Debug for Model {
 const PREDICT_SLACK: usize = 4 * ALIGN;
 
 /// Learning rates must be finite and not negative.
+/// Values that `all_finite` checks inline rather than through a kernel call.
+const SMALL: usize = 16;
+
+/// Bit 31 set when `v` is infinite or NaN, without a branch: an all-ones exponent
+/// carries into it.
+#[inline(always)]
+fn nonfinite_bit(v: f32) -> u32 {
+    ((v.to_bits() & 0x7f80_0000) + 0x0080_0000) & 0x8000_0000
+}
+
 fn check_lr(lr: f32) -> Result<(), Error> {
     // Two compares, both false for NaN.
     if (0.0..=f32::MAX).contains(&lr) {
@@ -325,13 +335,9 @@ impl Model {
     }
 
     fn all_finite(&self, v: &[f32]) -> bool {
-        // A few values are checked faster here than through a kernel call, without a
-        // branch per value: an all-ones exponent (inf or NaN) carries into bit 31.
-        if v.len() <= 16 {
-            let carry = v.iter().fold(0u32, |acc, x| {
-                acc | ((x.to_bits() & 0x7f80_0000) + 0x0080_0000)
-            });
-            return carry & 0x8000_0000 == 0;
+        // A few values are checked faster here than through a kernel call.
+        if v.len() <= SMALL {
+            return v.iter().fold(0, |acc, x| acc | nonfinite_bit(*x)) == 0;
         }
         // SAFETY: the slice is valid for its length.
         unsafe { (self.st().kernels.all_finite)(v.as_ptr(), v.len()) }
@@ -364,7 +370,12 @@ impl Model {
             let s = self.st();
             // SAFETY: yhat holds n * m values just written.
             let yhat = unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), n * m) };
-            y.copy_from_slice(yhat);
+            if let ([one], [v]) = (&mut *y, yhat) {
+                // One prediction, the embedded loop's case: no memcpy call.
+                *one = *v;
+            } else {
+                y.copy_from_slice(yhat);
+            }
         }
         Ok(())
     }

@@ -393,20 +393,21 @@ unsafe fn course_hidden<S: Simd, const V: usize, const NV1: usize>(
     unsafe {
         let mut even: [S::V; V] = core::array::from_fn(|v| s.load(b.add(v * S::LANES)));
         let mut odd = [s.zero(); V];
-        let mut kk = 0;
-        while kk + 2 <= k {
-            let (x0, x1) = (s.splat(*x.add(kk)), s.splat(*x.add(kk + 1)));
-            let wk = w.add(kk * PANEL);
+        // Moving pointers and a trip count: the loop steps two registers.
+        let (mut xp, mut wk) = (x, w);
+        for _ in 0..k / 2 {
+            let (x0, x1) = (s.splat(*xp), s.splat(*xp.add(1)));
             for v in 0..V {
                 even[v] = s.fmadd(x0, s.load(wk.add(voff[v])), even[v]);
                 odd[v] = s.fmadd(x1, s.load(wk.add(PANEL + voff[v])), odd[v]);
             }
-            kk += 2;
+            xp = xp.add(2);
+            wk = wk.add(2 * PANEL);
         }
-        if kk < k {
-            let x0 = s.splat(*x.add(kk));
+        if k % 2 == 1 {
+            let x0 = s.splat(*xp);
             for v in 0..V {
-                even[v] = s.fmadd(x0, s.load(w.add(kk * PANEL + voff[v])), even[v]);
+                even[v] = s.fmadd(x0, s.load(wk.add(voff[v])), even[v]);
             }
         }
         core::array::from_fn(|v| s.max0(s.add(even[v], odd[v])))
@@ -424,13 +425,15 @@ unsafe fn course_head<S: Simd, const V: usize>(
     wo: *const f32,
     bo: f32,
 ) -> f32 {
-    let mut acc = s.zero();
+    // Two chains: this sum sits on the step's critical path (forward -> loss -> dZ).
+    let mut acc = [s.zero(); 2];
     // SAFETY: v * LANES < V * LANES.
     unsafe {
         for v in 0..V {
-            acc = s.fmadd(h[v], s.load(wo.add(v * S::LANES)), acc);
+            acc[v % 2] = s.fmadd(h[v], s.load(wo.add(v * S::LANES)), acc[v % 2]);
         }
     }
+    let acc = s.add(acc[0], acc[1]);
     bo + s.hsum(acc)
 }
 
@@ -507,17 +510,21 @@ unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
         *fx.add(fdy) = dy;
         let nbo = *cur.add(out.b) - f.lr * dy;
         *next.add(out.b) = nbo;
-        let (wc, wn) = (cur.add(lp.w), next.add(lp.w));
+        // One moving pointer into the current weights; the new ones sit a fixed
+        // distance away (fewer address registers to step in the loop).
+        let delta = f.next - f.cur;
+        let mut w = cur.add(lp.w);
         for kk in 0..k {
             let xv = *c.x.add(kk);
             *fx.add(kk) = xv;
             let xk = s.splat(xv);
-            let o = kk * PANEL;
             for v in 0..V {
-                let nw = s.fmadd(xk, step[v], s.load(wc.add(o + voff[v])));
-                s.store(wn.add(o + voff[v]), nw);
+                let at = w.add(voff[v]);
+                let nw = s.fmadd(xk, step[v], s.load(at));
+                s.store(at.offset(delta), nw);
                 bads[v] = s.fmadd(nw, s.zero(), bads[v]);
             }
+            w = w.add(PANEL);
         }
         let mut bad = s.zero();
         for v in 0..V {
