@@ -56,5 +56,9 @@ pub fn measure_peak_gflops(isa: Isa) -> Option<f64> {
     kernels::peak::measure_gflops(isa)
 }
 
+/// The peak loop behind `measure_peak_gflops`, for timing it beside a workload.
+#[doc(hidden)]
+pub use kernels::peak::PeakLoop;
+
 /// The crate version, as `flowmlp_version` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

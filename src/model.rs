@@ -24,9 +24,9 @@ use crate::arena::{Plan, ALIGN, PANEL};
 use crate::config::{Config, Isa, Loss};
 use crate::init;
 use crate::kernels::row::{RowCtx, RowTrain};
-use crate::kernels::WeightGradArgs;
 use crate::kernels::{
-    self, DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, TrainRowFn, UpdateArgs,
+    self, put_grad1, DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs, Kernels,
+    TrainRowFn, UpdateArgs, WeightGradArgs,
 };
 use crate::optim::{clip_scale, Optimizer, Update};
 
@@ -950,18 +950,36 @@ impl Model {
             if !loss.is_finite() {
                 return Err(Error::NonFinite);
             }
-            ok &= (k.head_backward)(&HeadBackArgs {
-                h: s.ptr(plan.h[nh - 1]),
-                ld: plan.ld[nh - 1],
-                n,
-                wo: p.add(out.w),
-                m,
+            // One output over one hidden layer whose weight gradients pack dZ: that
+            // kernel forms dZ and gW_o from H as it packs (see `HeadOne`); the bias
+            // gradient is the sum of dy.
+            let head = (m == 1
+                && nh == 1
+                && k.fuses_head
+                && kernels::should_pack(n, plan.layers[0].panels))
+            .then(|| HeadOne {
+                h: s.ptr(plan.h[0]),
                 dy,
+                wo: p.add(out.w),
                 gwo: g.add(out.w),
-                gbo: g.add(out.b),
-                dz: dz(nh - 1),
-                fused,
             });
+            if head.is_some() {
+                let sum = (0..n).map(|i| *dy.add(i)).sum();
+                ok &= put_grad1(g.add(out.b), sum, fused);
+            } else {
+                ok &= (k.head_backward)(&HeadBackArgs {
+                    h: s.ptr(plan.h[nh - 1]),
+                    ld: plan.ld[nh - 1],
+                    n,
+                    wo: p.add(out.w),
+                    m,
+                    dy,
+                    gwo: g.add(out.w),
+                    gbo: g.add(out.b),
+                    dz: dz(nh - 1),
+                    fused,
+                });
+            }
             for l in (0..nh).rev() {
                 let lp = plan.layers[l];
                 let (a, lda) = if l == 0 {
@@ -980,6 +998,7 @@ impl Model {
                     gb: g.add(lp.b),
                     pack: s.ptr(plan.pack),
                     fused,
+                    head,
                 });
                 if l > 0 {
                     (k.input_grad)(&InputGradArgs {

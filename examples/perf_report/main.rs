@@ -9,11 +9,11 @@
 //! The report is Markdown, ready to paste into the README:
 //!
 //! 1. the CPU, date and command;
-//! 2. the peak f32 FMA throughput of one core per kernel set, measured first, in this
-//!    process (`flowmlp::measure_peak_gflops`: register-only FMA chains; best of
-//!    eight interleaved rounds);
-//! 3. a check that the baseline computes what flowmlp's scalar set computes (same
+//! 2. a check that the baseline computes what flowmlp's scalar set computes (same
 //!    parameters and batch: same loss and updated parameters within 1e-4 relative);
+//! 3. the peak f32 FMA throughput of one core per kernel set: the best of eight
+//!    rounds of `flowmlp::measure_peak_gflops` (register-only FMA chains) before the
+//!    timings, and the median and range of the same loop timed beside them;
 //! 4. for `train_step` and for `forward`, one row per shape and kernel set plus one
 //!    for the baseline: median ns per call, samples/s, GFLOP/s by the FLOP model of
 //!    `benches/common/mod.rs`, % of that kernel set's peak, arena bytes, and the
@@ -21,15 +21,18 @@
 //! 5. the optimizers (`optim.rs`): `step` alone for SGD, momentum and Adam at the
 //!    medium shape, and as a share of a `train_step` there.
 //!
-//! Timing: per row, calls run for a warm-up time, then in batches of back-to-back
-//! calls sized from the warm-up; the row reports the median over batches of the mean
-//! ns per call. Batches are timed with this thread's CPU time (Linux
-//! `CLOCK_THREAD_CPUTIME_ID`), so time the thread spends descheduled on a busy
-//! machine does not count; elsewhere, with the wall clock. The report prints the
-//! share of wall time the thread was on a CPU: well below 100 % means other work
-//! competed for the core (and its caches), and the numbers are less reliable.
-//! One thread; nothing is pinned. The baseline's % is against the best kernel set's
-//! peak (matrixmultiply picks its own SIMD kernels at run time).
+//! Timing (see `rounds`): per shape, the baseline, every kernel set and every set's
+//! peak loop are warmed up, then run in rounds, each round one batch of back-to-back
+//! calls of each (batches sized from the warm-up, each after one untimed call that
+//! brings its data back into the caches). ns/call is the median over rounds; % of
+//! peak and the speedup are medians over rounds of ratios within a round, so a slow
+//! moment of a shared host weighs on both sides of each ratio. Batches are timed
+//! with this thread's CPU time (Linux `CLOCK_THREAD_CPUTIME_ID`), so time the thread
+//! spends descheduled does not count; elsewhere, with the wall clock. The report
+//! prints the share of wall time the thread was on a CPU: well below 100 % means
+//! other work competed for the core (and its caches), and the numbers are less
+//! reliable. One thread; nothing is pinned. The baseline's % is against the best
+//! kernel set's peak (matrixmultiply picks its own SIMD kernels at run time).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -114,11 +117,15 @@ impl Clock {
     }
 }
 
-/// Rounds of peak measurements (each about 12 ms per kernel set).
+/// Rounds of peak measurements before the timings (each about 12 ms per kernel set).
 const PEAK_ROUNDS: usize = 8;
 
-/// Median over batches of the mean ns per call of `f`.
-fn median_ns(budget: &Budget, clock: &Clock, mut f: impl FnMut()) -> f64 {
+/// Iterations of the peak loop per timed call (a few microseconds).
+const PEAK_ITERS: u64 = 1 << 12;
+
+/// Warm `f` up; returns the calls per batch that make a batch last `budget.batch`,
+/// and the seconds such a batch takes.
+fn warm_up(budget: &Budget, f: &mut dyn FnMut()) -> (usize, f64) {
     let start = Instant::now();
     let mut calls = 0u32;
     while calls < 2 || start.elapsed() < budget.warm {
@@ -127,23 +134,81 @@ fn median_ns(budget: &Budget, clock: &Clock, mut f: impl FnMut()) -> f64 {
     }
     let per_call = start.elapsed().as_secs_f64() / f64::from(calls);
     let per_batch = ((budget.batch.as_secs_f64() / per_call) as usize).max(1);
-    let batches = ((budget.total.as_secs_f64() / (per_call * per_batch as f64)) as usize)
+    (per_batch, per_call * per_batch as f64)
+}
+
+/// Time `items` in rounds: after a warm-up of each, every round runs one batch of
+/// every item back to back, so that the items of a round share the machine's state
+/// (clock, other tenants). Each batch starts with one untimed call that brings the
+/// item's data back into the caches the other items used: the timed calls are in
+/// the steady state of a training loop, not cold. Returns, per item, the mean ns per
+/// call of its batch in each round.
+fn rounds(budget: &Budget, clock: &Clock, items: &mut [&mut dyn FnMut()]) -> Vec<Vec<f64>> {
+    let sizes: Vec<(usize, f64)> = items.iter_mut().map(|f| warm_up(budget, *f)).collect();
+    // Counting the batches' timed calls only: the untimed ones add at most one call each.
+    let round_secs: f64 = sizes.iter().map(|s| s.1).sum();
+    let rounds = ((budget.total.as_secs_f64() * items.len() as f64 / round_secs) as usize)
         .clamp(budget.min_batches, budget.max_batches);
-    let mut ns: Vec<f64> = (0..batches)
-        .map(|_| {
+    let mut ns = vec![Vec::with_capacity(rounds); items.len()];
+    for _ in 0..rounds {
+        for (i, f) in items.iter_mut().enumerate() {
+            let per_batch = sizes[i].0;
+            f();
             let t = clock.now();
             for _ in 0..per_batch {
                 f();
             }
-            (clock.now() - t) / per_batch as f64
-        })
-        .collect();
-    ns.sort_by(f64::total_cmp);
-    let mid = ns.len() / 2;
-    if ns.len() % 2 == 1 {
-        ns[mid]
+            ns[i].push((clock.now() - t) / per_batch as f64);
+        }
+    }
+    ns
+}
+
+/// Median of `v` (not empty).
+fn median(v: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
     } else {
-        (ns[mid - 1] + ns[mid]) / 2.0
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Median over batches of the mean ns per call of `f` (one item in rounds).
+fn median_ns(budget: &Budget, clock: &Clock, mut f: impl FnMut()) -> f64 {
+    median(rounds(budget, clock, &mut [&mut f]).remove(0))
+}
+
+/// What one shape's rounds measured for one kernel set (or the baseline): ns per
+/// call in each round, and the paired peak GFLOP/s of the set it is compared with.
+struct Paired<'a> {
+    ns: &'a [f64],
+    peak: Option<&'a [f64]>,
+    baseline: &'a [f64],
+}
+
+impl Paired<'_> {
+    /// Median ns per call.
+    fn ns(&self) -> f64 {
+        median(self.ns.iter().copied())
+    }
+
+    /// Median over rounds of `% of peak` in that round.
+    fn pct(&self, flops: u64) -> Option<f64> {
+        let peak = self.peak?;
+        Some(median(
+            self.ns
+                .iter()
+                .zip(peak)
+                .map(|(ns, p)| 100.0 * flops as f64 / ns / p),
+        ))
+    }
+
+    /// Median over rounds of the baseline's time over this one's.
+    fn speedup(&self) -> f64 {
+        median(self.ns.iter().zip(self.baseline).map(|(ns, b)| b / ns))
     }
 }
 
@@ -239,17 +304,27 @@ struct Row {
     ns: f64,
     flops: u64,
     n: usize,
-    peak: Option<f64>,
+    pct: Option<f64>,
     bytes: usize,
-    baseline_ns: f64,
+    speedup: f64,
 }
 
 impl Row {
+    fn new(set: &str, p: &Paired, flops: u64, n: usize, bytes: usize) -> Row {
+        Row {
+            set: set.to_string(),
+            ns: p.ns(),
+            flops,
+            n,
+            pct: p.pct(flops),
+            bytes,
+            speedup: p.speedup(),
+        }
+    }
+
     fn markdown(&self, shape: &Shape, with_bytes: bool) -> String {
         let gflops = self.flops as f64 / self.ns;
-        let pct = self
-            .peak
-            .map_or("–".to_string(), |p| format!("{:.1}", 100.0 * gflops / p));
+        let pct = self.pct.map_or("–".to_string(), |p| format!("{p:.1}"));
         let bytes = if with_bytes {
             format!(" {} |", self.bytes)
         } else {
@@ -265,7 +340,7 @@ impl Row {
             gflops,
             pct,
             bytes,
-            self.baseline_ns / self.ns,
+            self.speedup,
         )
     }
 }
@@ -324,10 +399,7 @@ fn main() {
         sets.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
     );
 
-    // 1. Peak, first, in this process.
-    println!("\n## Peak f32 FMA throughput of one core (measured)\n");
-    println!("| kernel set | peak GFLOP/s |");
-    println!("|---|---:|");
+    // 1. Peak before the timings, in this process (printed with the paired peaks below).
     // Each measurement is the best of several short repetitions; the best of a few
     // interleaved rounds also rides out a busy moment, a slow clock ramp, and the
     // scalar loop's slow phases (on a 2-core AMD EPYC its mul/add chains run at
@@ -339,14 +411,6 @@ fn main() {
         }
     }
     peaks.retain(|p| p.1 > 0.0);
-    for (isa, g) in &peaks {
-        println!("| {} | {g:.1} |", isa.name());
-    }
-    let peak_of = |isa: Isa| peaks.iter().find(|p| p.0 == isa).map(|p| p.1);
-    let best_peak = peaks
-        .iter()
-        .map(|p| p.1)
-        .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
 
     // 2. The baseline computes what flowmlp computes.
     let mut worst = (0.0f64, 0.0f64, 0.0f64);
@@ -365,14 +429,21 @@ fn main() {
         std::process::exit(1);
     }
 
-    // 3. Timings.
+    // 3. Timings: per shape, the baseline, every kernel set and every set's peak
+    // loop in rounds (see `rounds`); each % of peak and speedup is the median over
+    // rounds of the ratio within a round.
     let clock = Clock::new();
     let (wall0, cpu0) = (Instant::now(), thread_cpu_ns());
+    let loops: Vec<(Isa, flowmlp::PeakLoop)> = peaks
+        .iter()
+        .filter_map(|(isa, _)| flowmlp::PeakLoop::new(*isa).map(|l| (*isa, l)))
+        .collect();
+    let best_set = peaks.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|p| p.0);
+    let mut paired_peaks: Vec<Vec<f64>> = vec![Vec::new(); loops.len()];
     let mut train = String::new();
     let mut fwd = String::new();
     for shape in &SHAPES {
         let (x, y) = shape.batch();
-        let mut out = vec![0.0f32; shape.n * shape.m];
         let mut base = Baseline::new(&shape.dims(), shape.n);
         {
             let model = shape.model(Isa::Scalar);
@@ -380,51 +451,97 @@ fn main() {
             model.get_params(&mut p).unwrap();
             base.set_params(&p);
         }
-        let base_train = median_ns(budget, &clock, || {
-            black_box(base.train_step(black_box(&x), black_box(&y), LR));
-        });
-        let base_fwd = median_ns(budget, &clock, || {
-            black_box(base.forward(black_box(&x)));
-        });
-        let base_row = |ns: f64, flops: u64, baseline_ns: f64| Row {
-            set: "baseline (matrixmultiply)".to_string(),
-            ns,
-            flops,
-            n: shape.n,
-            peak: best_peak,
-            bytes: base.bytes(),
-            baseline_ns,
-        };
-        let mut train_rows = vec![base_row(base_train, shape.train_flops(), base_train)];
-        let mut fwd_rows = vec![base_row(base_fwd, shape.forward_flops(), base_fwd)];
-        for &isa in &sets {
-            let mut model: Model = shape.model(isa);
-            let t = median_ns(budget, &clock, || {
-                black_box(model.train_step(black_box(&x), black_box(&y), LR).unwrap());
-            });
-            let f = median_ns(budget, &clock, || {
-                model.forward(black_box(&x), Some(&mut out)).unwrap();
-                black_box(&out);
-            });
-            let row = |ns: f64, flops: u64, baseline_ns: f64| Row {
-                set: isa.name().to_string(),
-                ns,
-                flops,
-                n: shape.n,
-                peak: peak_of(isa),
-                bytes: model.arena_size(),
-                baseline_ns,
+        let mut models: Vec<Model> = sets.iter().map(|&isa| shape.model(isa)).collect();
+        // One output buffer per set, so that the forward closures do not share one.
+        let mut outs = vec![vec![0.0f32; shape.n * shape.m]; sets.len()];
+        for (table, is_train) in [(&mut train, true), (&mut fwd, false)] {
+            let flops = if is_train {
+                shape.train_flops()
+            } else {
+                shape.forward_flops()
             };
-            train_rows.push(row(t, shape.train_flops(), base_train));
-            fwd_rows.push(row(f, shape.forward_flops(), base_fwd));
-        }
-        for r in &train_rows {
-            train += &r.markdown(shape, true);
-            train.push('\n');
-        }
-        for r in &fwd_rows {
-            fwd += &r.markdown(shape, false);
-            fwd.push('\n');
+            let ns = {
+                let mut items: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+                if is_train {
+                    let base = &mut base;
+                    items.push(Box::new(|| {
+                        black_box(base.train_step(black_box(&x), black_box(&y), LR));
+                    }));
+                    for model in models.iter_mut() {
+                        items.push(Box::new(|| {
+                            black_box(model.train_step(black_box(&x), black_box(&y), LR).unwrap());
+                        }));
+                    }
+                } else {
+                    let base = &mut base;
+                    items.push(Box::new(|| {
+                        black_box(base.forward(black_box(&x)));
+                    }));
+                    for (model, out) in models.iter_mut().zip(outs.iter_mut()) {
+                        items.push(Box::new(|| {
+                            model.forward(black_box(&x), Some(out)).unwrap();
+                            black_box(&*out);
+                        }));
+                    }
+                }
+                for (_, l) in &loops {
+                    items.push(Box::new(move || l.run(black_box(PEAK_ITERS))));
+                }
+                let mut refs: Vec<&mut dyn FnMut()> = items
+                    .iter_mut()
+                    .map(|b| &mut **b as &mut dyn FnMut())
+                    .collect();
+                rounds(budget, &clock, &mut refs)
+            };
+            let (base_ns, rest) = ns.split_first().unwrap();
+            let (set_ns, peak_ns) = rest.split_at(sets.len());
+            let peak_gflops: Vec<Vec<f64>> = loops
+                .iter()
+                .zip(peak_ns)
+                .map(|((_, l), ns)| {
+                    let flops = l.flops_per_iter() * PEAK_ITERS as f64;
+                    ns.iter().map(|t| flops / t).collect()
+                })
+                .collect();
+            for (all, g) in paired_peaks.iter_mut().zip(&peak_gflops) {
+                all.extend(g);
+            }
+            let peak_of = |isa: Isa| {
+                loops
+                    .iter()
+                    .position(|(i, _)| *i == isa)
+                    .map(|k| peak_gflops[k].as_slice())
+            };
+            let base_paired = Paired {
+                ns: base_ns,
+                peak: best_set.and_then(peak_of),
+                baseline: base_ns,
+            };
+            let mut rows = vec![Row::new(
+                "baseline (matrixmultiply)",
+                &base_paired,
+                flops,
+                shape.n,
+                base.bytes(),
+            )];
+            for ((&isa, model), ns) in sets.iter().zip(&models).zip(set_ns) {
+                let paired = Paired {
+                    ns,
+                    peak: peak_of(isa),
+                    baseline: base_ns,
+                };
+                rows.push(Row::new(
+                    isa.name(),
+                    &paired,
+                    flops,
+                    shape.n,
+                    model.arena_size(),
+                ));
+            }
+            for r in &rows {
+                *table += &r.markdown(shape, is_train);
+                table.push('\n');
+            }
         }
     }
 
@@ -438,6 +555,26 @@ fn main() {
         ),
         _ => "no per-thread CPU clock here: wall-clock times".to_string(),
     };
+    println!("\n## Peak f32 FMA throughput of one core (measured)\n");
+    println!(
+        "| kernel set | best, before the timings (GFLOP/s) | paired with the timings: median \
+         (min – max) |"
+    );
+    println!("|---|---:|---:|");
+    for ((isa, best), paired) in peaks.iter().zip(&paired_peaks) {
+        let lo = paired.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = paired.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {} | {best:.1} | {:.1} ({lo:.1} – {hi:.1}) |",
+            isa.name(),
+            median(paired.iter().copied())
+        );
+    }
+    println!(
+        "\nThe peak loop (register-only FMA chains, `flowmlp::measure_peak_gflops`) runs \
+         in every round of every timing below, beside the workloads; each % of peak is \
+         against the peak of its own round."
+    );
     println!("\n## train_step (forward, MSE backward, SGD update)\n");
     println!(
         "| shape | d-h-m, batch | kernel set | ns/call | samples/s | GFLOP/s | % of peak \
@@ -455,11 +592,15 @@ fn main() {
     println!(
         "\nFLOPs count matrix-product multiply-adds only (2 each): forward 2·n·Σ in·out; \
          train step adds 2·n·Σ in·out for the weight gradients and 2·n·Σ in·out over \
-         every layer but the first for the input gradients. % of peak is against the \
-         kernel set's own measured peak (the baseline: against the best set's). \
-         The baseline is the same step written with matrixmultiply's `sgemm` \
-         (single-threaded) plus plain loops; its \"arena bytes\" are its own buffers. \
-         Each time is the median over batches of back-to-back calls after a warm-up, in this thread's CPU time."
+         every layer but the first for the input gradients. The baseline is the same step \
+         written with matrixmultiply's `sgemm` (single-threaded) plus plain loops; its \
+         \"arena bytes\" are its own buffers. Timing: per shape, the baseline, every \
+         kernel set and every set's peak loop run in rounds, one batch of back-to-back \
+         calls of each per round, after a warm-up, in this thread's CPU time. ns/call \
+         is the median over rounds; % of peak (against the set's own peak loop; the \
+         baseline: against the best set's) and the speedup are medians over rounds of \
+         the ratio within a round, so that a slow moment of a shared machine slows both \
+         sides of each ratio."
     );
     print!("{optimizers}");
     println!(

@@ -7,8 +7,11 @@
 //!                     acc = b; for k: acc += a[r][k] * W[k][tile]      (R x NV registers)
 //!                     H[r][tile] = max(acc, 0); head[r] += H[r][tile] * w_o[tile]
 //!                   yhat[r] = b_o + hsum(head[r])           (m = 1, after the last chunk)
-//! weight_grad   for each tile of NV vectors, each block of K rows of gW^T:
+//! weight_grad   for each block of rows (packing A's columns and the panels' dZ):
+//!               for each tile of NV vectors, each block of K rows of gW^T:
 //!                 acc = 0; for i: acc[r] += A[i][k0 + r] * dZ[i][tile]; (last block) gb += dZ[i]
+//!               with `HeadOne` (m = 1 on top): packing dZ forms it from H instead,
+//!                 dZ[i] = dy[i] w_o * [H[i] > 0], and adds gW_o += dy[i] H[i]
 //! input_grad    dZp[i][k] = [Hp > 0] * sum_panels dZ[i][panel] . W[panel][k]   (dot products)
 //! head_backward for up to 4 outputs at a time, each vector of columns, each row:
 //!                 gW_o[c] += dy[i][c] H[i]; dH[i] += dy[i][c] W_o[c]; dZ[i] = dH * [H > 0]
@@ -20,9 +23,11 @@
 // Tile loops index several register arrays in lockstep; ranges read best there.
 #![allow(clippy::needless_range_loop)]
 
+pub(crate) use super::put_grad1;
 use super::simd::Simd;
 use super::{
-    DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, UpdateArgs, WeightGradArgs, PANEL,
+    DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs, UpdateArgs, WeightGradArgs,
+    PANEL,
 };
 use crate::optim::Update;
 
@@ -49,26 +54,6 @@ pub(crate) unsafe fn put_grad<S: Simd>(
             // One op per vector; callers keep several accumulators where the chain of
             // dependent adds would otherwise set the pace.
             *bad = s.fmadd(v, s.zero(), *bad);
-        }
-    }
-}
-
-/// Scalar counterpart of `put_grad`; returns whether the update is finite.
-///
-/// # Safety
-/// As `put_grad`, for one float.
-#[inline(always)]
-pub(crate) unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
-    // SAFETY: the caller's contract.
-    unsafe {
-        *at = g;
-        match fused {
-            None => true,
-            Some(f) => {
-                let v = *at.offset(f.cur) - f.lr * g;
-                *at.offset(f.next) = v;
-                v.is_finite()
-            }
         }
     }
 }
@@ -387,6 +372,10 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
     let np = NV / NV1;
     let mut bad = s.zero();
     let pack = !a.pack.is_null() && super::should_pack(a.n, a.panels);
+    debug_assert!(
+        pack || a.head.is_none(),
+        "the head is formed while packing dZ"
+    );
     let block = if pack { super::pack_rows(a.k) } else { a.n };
     let mut i0 = 0;
     while i0 < a.n {
@@ -482,14 +471,18 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
         // (ld = 1024) and would then all fall into one L1 set.
         let (dz, dz_ld) = if blk.pack {
             let dst = a.pack.add(a.k * blk.rows);
-            let src = a.dz.add(blk.i0 * a.panels * PANEL + p * PANEL);
-            for i in 0..blk.rows {
-                for v in 0..NV {
-                    let at = i * NV * S::LANES + v * S::LANES;
-                    s.store(
-                        dst.add(at),
-                        s.load(src.add(i * a.panels * PANEL + v * S::LANES)),
-                    );
+            if let Some(hd) = a.head {
+                pack_head_dz::<S, NV>(s, a, &hd, p, blk, dst, bad);
+            } else {
+                let src = a.dz.add(blk.i0 * a.panels * PANEL + p * PANEL);
+                for i in 0..blk.rows {
+                    for v in 0..NV {
+                        let at = i * NV * S::LANES + v * S::LANES;
+                        s.store(
+                            dst.add(at),
+                            s.load(src.add(i * a.panels * PANEL + v * S::LANES)),
+                        );
+                    }
                 }
             }
             (dst as *const f32, NV * S::LANES)
@@ -511,6 +504,53 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
         with_rem!(rem, |R| wg_tile::<S, R, NV, NV1, true>(
             s, a, p, k0, blk, &dzb, ap, stride, bad
         ));
+    }
+}
+
+/// Pack the block's dZ for the NV vectors at panel `p` from the output layer
+/// (`HeadOne`): `dz = select(H > 0, dy w_o)`, and add the block's share of
+/// `gW_o = dy^T H` for those columns (stored by the first block, final and stepped
+/// by the last).
+///
+/// # Safety
+/// As `weight_grad_panels`; `dst` holds `rows * NV * LANES` floats.
+#[inline(always)]
+unsafe fn pack_head_dz<S: Simd, const NV: usize>(
+    s: S,
+    a: &WeightGradArgs,
+    hd: &HeadOne,
+    p: usize,
+    blk: &RowBlock,
+    dst: *mut f32,
+    bad: &mut S::V,
+) {
+    let ld = a.panels * PANEL;
+    // SAFETY (whole body): rows of the block and the NV vectors at panel p are inside
+    // H, dy, w_o and gW_o; dst as stated.
+    unsafe {
+        let col = p * PANEL;
+        let wo: [S::V; NV] = core::array::from_fn(|v| s.load(hd.wo.add(col + v * S::LANES)));
+        let mut gacc = [s.zero(); NV];
+        let mut h = hd.h.add(blk.i0 * ld + col);
+        for i in 0..blk.rows {
+            let dy = s.splat(*hd.dy.add(blk.i0 + i));
+            for v in 0..NV {
+                let hv = s.load(h.add(v * S::LANES));
+                gacc[v] = s.fmadd(dy, hv, gacc[v]);
+                let at = dst.add(i * NV * S::LANES + v * S::LANES);
+                s.store(at, s.select_pos(hv, s.mul(dy, wo[v])));
+            }
+            h = h.add(ld);
+        }
+        for v in 0..NV {
+            let at = hd.gwo.add(col + v * S::LANES);
+            let g = if blk.first {
+                gacc[v]
+            } else {
+                s.add(s.load(at), gacc[v])
+            };
+            put_grad(s, at, g, blk.fused, bad);
+        }
     }
 }
 
@@ -973,6 +1013,7 @@ macro_rules! simd_kernel_set {
             sum_sq,
             forward_row: Some(forward_row),
             train_row: Some(train_row),
+            fuses_head: true,
             forward_course: Some(forward_course),
             train_course: Some(train_course),
         };

@@ -116,6 +116,49 @@ pub(crate) struct WeightGradArgs {
     /// (`pack_rows(k).min(n) * (k + 2 * PANEL)` floats), or null.
     pub pack: *mut f32,
     pub fused: Option<Fused>,
+    /// With the output layer of a one-output network on top of this layer (see
+    /// `HeadOne`): `dz` is not read but formed from it while dZ is packed. Only where
+    /// the table's `fuses_head` is set, and only with packing (`should_pack`).
+    pub head: Option<HeadOne>,
+}
+
+/// The output layer's backward pass for m = 1, done by the weight-gradient kernel of
+/// the hidden layer below it as it packs each block of dZ: `dZ = (dy w_o) * [H > 0]`
+/// and `gW_o = dy^T H`, so that H is read once and dZ never goes to memory (the
+/// course's network at batch sizes; its head would otherwise be a pass over H and dZ
+/// as long as a GEMM's).
+#[derive(Clone, Copy)]
+pub(crate) struct HeadOne {
+    /// The layer's activations, `n x (panels * PANEL)`.
+    pub h: *const f32,
+    /// `dL/dYhat`, n values.
+    pub dy: *const f32,
+    /// The output weights, `panels * PANEL` values (zero-padded).
+    pub wo: *const f32,
+    /// Their gradients (and with the fused step, the parameters at its offsets).
+    pub gwo: *mut f32,
+}
+
+/// Store gradient `g` at `at`; with a fused SGD step also store the updated
+/// parameter at `at + next` (the one-float form of `generic::put_grad`). Returns
+/// whether the update is finite.
+///
+/// # Safety
+/// `at`, and with `fused` `at + cur` and `at + next`, are valid for one float.
+#[inline(always)]
+pub(crate) unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        *at = g;
+        match fused {
+            None => true,
+            Some(f) => {
+                let v = *at.offset(f.cur) - f.lr * g;
+                *at.offset(f.next) = v;
+                v.is_finite()
+            }
+        }
+    }
 }
 
 /// Rows of A a weight-gradient kernel packs and reduces at a time: about 128 KiB,
@@ -193,6 +236,8 @@ pub(crate) struct Kernels {
     pub forward_row: Option<unsafe fn(&row::RowCtx)>,
     /// The train step of one row in one call: loss, and whether all was finite.
     pub train_row: Option<TrainRowFn>,
+    /// Whether `weight_grad` takes `WeightGradArgs::head`.
+    pub fuses_head: bool,
     /// `forward_row` for a plan with `course` set (everything in registers).
     pub forward_course: Option<unsafe fn(&row::RowCtx)>,
     /// `train_row` with the fused SGD step for a plan with `course` set; leaves the

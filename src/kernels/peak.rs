@@ -206,37 +206,68 @@ fn best_gflops(run: &dyn Fn(u64), flops_per_iter: f64) -> f64 {
     flops_per_iter * iters as f64 / best / 1e9
 }
 
+/// The peak loop of one kernel set, for callers that time it themselves (the
+/// benchmark report times it in rounds with the workloads, so that each ratio to the
+/// peak is measured under the same conditions).
+#[derive(Clone, Copy, Debug)]
+pub struct PeakLoop {
+    /// A set this CPU runs: a `PeakLoop` is only made after detection.
+    isa: Isa,
+}
+
+impl PeakLoop {
+    /// The loop of `isa` (`Auto` resolved as `Model::new` would), or `None` when
+    /// this CPU or build cannot run it.
+    pub fn new(isa: Isa) -> Option<PeakLoop> {
+        // Holding the table is the proof that the CPU supports the set (see `kernels`).
+        let isa = super::select(isa).ok()?.isa;
+        let known = match isa {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512 => true,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
+            _ => false,
+        };
+        known.then_some(PeakLoop { isa })
+    }
+
+    /// Floating-point operations of one iteration (an FMA counts 2).
+    pub fn flops_per_iter(&self) -> f64 {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => 2.0 * 8.0 * R_AVX2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => 2.0 * 16.0 * R_AVX512,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => 2.0 * 4.0 * R_NEON,
+            _ => 2.0 * R_SCALAR,
+        }
+    }
+
+    /// Run `iters` iterations.
+    pub fn run(&self, iters: u64) {
+        match self.isa {
+            // SAFETY: `new` made this loop only for a set whose table `select`
+            // returned, which exists only when detection found its features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { chains_avx2(iters) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { chains_avx512(iters) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { chains_neon(iters) },
+            _ => chains_scalar(iters),
+        }
+    }
+}
+
 /// Measured peak GFLOP/s of one core for kernel set `isa` (`Auto` resolved as
 /// `Model::new` would), or `None` when this CPU or build cannot run it.
 pub(crate) fn measure_gflops(isa: Isa) -> Option<f64> {
-    // Holding the table is the proof that the CPU supports the set (see `kernels`).
-    let isa = super::select(isa).ok()?.isa;
-    let gflops = match isa {
-        Isa::Scalar => best_gflops(&chains_scalar, 2.0 * R_SCALAR),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => best_gflops(
-            // SAFETY: `select` returned the AVX2 table, which exists only when AVX2
-            // and FMA were detected.
-            &|iters| unsafe { chains_avx2(iters) },
-            2.0 * 8.0 * R_AVX2,
-        ),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => best_gflops(
-            // SAFETY: `select` returned the AVX-512 table, which exists only when
-            // AVX-512F was detected.
-            &|iters| unsafe { chains_avx512(iters) },
-            2.0 * 16.0 * R_AVX512,
-        ),
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => best_gflops(
-            // SAFETY: `select` returned the NEON table, which exists only when NEON
-            // was detected.
-            &|iters| unsafe { chains_neon(iters) },
-            2.0 * 4.0 * R_NEON,
-        ),
-        _ => return None,
-    };
-    Some(gflops)
+    let peak = PeakLoop::new(isa)?;
+    Some(best_gflops(&|iters| peak.run(iters), peak.flops_per_iter()))
 }
 
 #[cfg(test)]

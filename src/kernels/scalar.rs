@@ -25,6 +25,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     // The reference runs one row through the layer kernels.
     forward_row: None,
     train_row: None,
+    fuses_head: false,
     forward_course: None,
     train_course: None,
 };

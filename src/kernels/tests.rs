@@ -252,8 +252,10 @@ fn course_and_benchmark_shapes_match_the_reference() {
             (64, vec![256], 1, 64),
             (64, vec![256, 256], 4, 16),
             (100, vec![520], 1, 20),
-            // Several packed row blocks of the weight gradients (pack_rows(300) = 109).
+            // Several packed row blocks of the weight gradients (pack_rows(300) = 109),
+            // with the m = 1 head formed in them (`HeadOne`) and without.
             (300, vec![70, 65], 2, 150),
+            (300, vec![70], 1, 150),
         ] {
             compare(
                 name,
