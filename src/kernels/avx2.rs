@@ -88,6 +88,24 @@ impl Simd for Avx2 {
         unsafe { _mm256_sqrt_ps(a) }
     }
     #[inline(always)]
+    unsafe fn transpose16(self, src: *const f32, dst: *mut f32) {
+        // Four 8 x 8 transposes: block (i, j) of dst is block (j, i) of src transposed.
+        for bi in 0..2 {
+            for bj in 0..2 {
+                // SAFETY: every row read or written lies in the caller's 16 x 16 blocks.
+                unsafe {
+                    let s0 = src.add(bj * 8 * 16 + bi * 8);
+                    let r: [__m256; 8] = core::array::from_fn(|i| _mm256_loadu_ps(s0.add(i * 16)));
+                    let o = transpose8(r);
+                    let d0 = dst.add(bi * 8 * 16 + bj * 8);
+                    for (i, v) in o.iter().enumerate() {
+                        _mm256_storeu_ps(d0.add(i * 16), *v);
+                    }
+                }
+            }
+        }
+    }
+    #[inline(always)]
     fn hsum(self, a: __m256) -> f32 {
         unsafe {
             let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
@@ -95,6 +113,40 @@ impl Simd for Avx2 {
             let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
             _mm_cvtss_f32(s)
         }
+    }
+}
+
+/// Transpose 8 rows of 8 floats: unpack pairs, then quads, then swap 128-bit halves.
+#[inline(always)]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: only called from `transpose16`, inside AVX2 entry points.
+    unsafe {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
     }
 }
 

@@ -635,7 +635,7 @@ pub(crate) unsafe fn input_grad<
     if !a.wt.is_null() && a.n >= 4 {
         // SAFETY: the caller's contract; wt holds ldp * panels * PANEL floats.
         unsafe {
-            transpose_panels(a);
+            transpose_panels(s, a);
             // dZp = (dZ W) * [Hp > 0]: the forward's GEMM over the transposed weights,
             // with the mask as its epilogue and no bias.
             dense_relu::<S, MR, NV, NV1>(
@@ -691,12 +691,29 @@ pub(crate) unsafe fn input_grad<
 /// each `out x 16` (`wt[q][j][c] = W[j][16 q + c]`), zero past the layer's inputs.
 /// It costs one pass over W per call against n passes in the product.
 ///
+/// In W's layout, the 16 inputs `16 q ..` of output panel `P` are one contiguous
+/// 16 x 16 block (rows: inputs), and in `wt` the same outputs and inputs are one
+/// too (rows: outputs): whole blocks go through `Simd::transpose16`.
+///
 /// # Safety
 /// `a.w` holds the layer's panels; `a.wt` holds `ldp * panels * PANEL` floats.
 #[inline(always)]
-unsafe fn transpose_panels(a: &InputGradArgs) {
+unsafe fn transpose_panels<S: Simd>(s: S, a: &InputGradArgs) {
     let ld = a.panels * PANEL;
-    for q in 0..a.ldp / PANEL {
+    let full = a.k / PANEL;
+    for q in 0..full {
+        for panel in 0..a.panels {
+            // SAFETY: block (q, panel) lies inside W (inputs 16 q.. < k) and wt.
+            unsafe {
+                s.transpose16(
+                    a.w.add(panel * a.k * PANEL + q * PANEL * PANEL),
+                    a.wt.add((q * ld + panel * PANEL) * PANEL),
+                );
+            }
+        }
+    }
+    // The last, partial block of inputs (zero past k), value by value.
+    for q in full..a.ldp / PANEL {
         for j in 0..ld {
             // SAFETY: q < ldp / PANEL and j < ld index inside wt; kk < k and j's panel
             // index inside W.

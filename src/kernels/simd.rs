@@ -41,6 +41,24 @@ pub(crate) trait Simd: Copy {
     /// Lane-wise square root.
     fn sqrt(self, a: Self::V) -> Self::V;
 
+    /// Transpose one 16 x 16 block: `dst[r][c] = src[c][r]`, both row-major with rows
+    /// of 16 floats (a weight panel's block, see `generic::transpose_panels`). Plain
+    /// loops unless the set has a shuffle network for it.
+    ///
+    /// # Safety
+    /// `src` is valid for reading and `dst` for writing 256 floats; they do not overlap.
+    #[inline(always)]
+    unsafe fn transpose16(self, src: *const f32, dst: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            for r in 0..16 {
+                for c in 0..16 {
+                    *dst.add(r * 16 + c) = *src.add(c * 16 + r);
+                }
+            }
+        }
+    }
+
     /// Fold `v` into a non-finite marker: `acc | (v - v)` stays all-zero bits while
     /// every value is finite (x - x is +0), and becomes NaN once one is not; `hsum`
     /// of the marker is then 0 or NaN. Independent subtractions and a one-cycle `or`
