@@ -206,6 +206,16 @@ impl Paired<'_> {
         ))
     }
 
+    /// The fastest round's ns per call, and its % of the set's median paired peak:
+    /// what the code does when nothing else slows the core.
+    fn best(&self, flops: u64) -> (f64, Option<f64>) {
+        let ns = self.ns.iter().copied().fold(f64::INFINITY, f64::min);
+        let pct = self
+            .peak
+            .map(|p| 100.0 * flops as f64 / ns / median(p.iter().copied()));
+        (ns, pct)
+    }
+
     /// Median over rounds of the baseline's time over this one's.
     fn speedup(&self) -> f64 {
         median(self.ns.iter().zip(self.baseline).map(|(ns, b)| b / ns))
@@ -305,6 +315,7 @@ struct Row {
     flops: u64,
     n: usize,
     pct: Option<f64>,
+    best: (f64, Option<f64>),
     bytes: usize,
     speedup: f64,
 }
@@ -317,6 +328,7 @@ impl Row {
             flops,
             n,
             pct: p.pct(flops),
+            best: p.best(flops),
             bytes,
             speedup: p.speedup(),
         }
@@ -330,8 +342,12 @@ impl Row {
         } else {
             String::new()
         };
+        let best = match self.best {
+            (ns, Some(p)) => format!("{} ({p:.1} %)", fmt_ns(ns)),
+            (ns, None) => fmt_ns(ns),
+        };
         format!(
-            "| {} | {} | {} | {} | {} | {:.2} | {} |{} {:.2}× |",
+            "| {} | {} | {} | {} | {} | {:.2} | {} |{} {:.2}× | {best} |",
             shape.name,
             shape.topology(),
             self.set,
@@ -578,16 +594,16 @@ fn main() {
     println!("\n## train_step (forward, MSE backward, SGD update)\n");
     println!(
         "| shape | d-h-m, batch | kernel set | ns/call | samples/s | GFLOP/s | % of peak \
-         | arena bytes | speedup vs baseline |"
+         | arena bytes | speedup vs baseline | fastest round: ns (% of peak) |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     print!("{train}");
     println!("\n## forward\n");
     println!(
         "| shape | d-h-m, batch | kernel set | ns/call | samples/s | GFLOP/s | % of peak \
-         | speedup vs baseline |"
+         | speedup vs baseline | fastest round: ns (% of peak) |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     print!("{fwd}");
     println!(
         "\nFLOPs count matrix-product multiply-adds only (2 each): forward 2·n·Σ in·out; \
@@ -600,7 +616,9 @@ fn main() {
          is the median over rounds; % of peak (against the set's own peak loop; the \
          baseline: against the best set's) and the speedup are medians over rounds of \
          the ratio within a round, so that a slow moment of a shared machine slows both \
-         sides of each ratio."
+         sides of each ratio. The last column is the fastest round's time and its % of \
+         the set's median paired peak: what the code does when nothing slows the core \
+         (on a shared host the medians can be a third slower)."
     );
     print!("{optimizers}");
     println!(
