@@ -67,7 +67,7 @@ const FULL: Budget = Budget {
     max_batches: 1000,
 };
 
-/// `--quick`: a fifth of the time per row, same table (about 15 s of measuring on a
+/// `--quick`: a tenth of the time per row, same table (about 25 s on a
 /// 2-core AMD EPYC).
 const QUICK: Budget = Budget {
     warm: Duration::from_millis(40),
