@@ -305,3 +305,32 @@ fn refused_course_steps_keep_the_factored_gradients() {
         check(name, &flat(&model, true), &flat(&reference, true), 20);
     }
 }
+
+#[test]
+fn factored_gradients_feed_every_optimizer_and_clipping() {
+    use crate::optim::Optimizer;
+    for (name, kernels) in tables() {
+        for (opt, clip) in [
+            (Optimizer::ADAM, 0.0),
+            (Optimizer::momentum(0.9, true), 0.0),
+            (Optimizer::SGD, 0.05),
+        ] {
+            let cfg = Config::new(6, &[23], 1).max_batch(4).seed(3);
+            let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+            let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+            let x = [0.3, -0.8, 1.1, 0.05, -0.4, 0.9];
+            // Plain SGD: the one-row course step, which leaves factored gradients...
+            model.train_step(&x, &[-1.0], 0.01).unwrap();
+            reference.train_step(&x, &[-1.0], 0.01).unwrap();
+            // ...then another optimizer's step from them.
+            for m in [&mut model, &mut reference] {
+                m.set_optimizer(opt).unwrap();
+                m.set_grad_clip(clip).unwrap();
+                m.step(0.01).unwrap();
+            }
+            let what = format!("{name} {opt:?} clip {clip}");
+            check(&what, &flat(&model, false), &flat(&reference, false), 23);
+            check(&what, &flat(&model, true), &flat(&reference, true), 23);
+        }
+    }
+}
