@@ -435,12 +435,26 @@ unsafe fn pack_columns<const KR: usize>(a: &WeightGradArgs, i0: usize, rows: usi
         // floats; the source rows and columns are inside A.
         unsafe {
             let dst = a.pack.add(k0 * rows);
-            for i in 0..rows {
-                let src = a.a.add((i0 + i) * a.lda + k0);
-                core::ptr::copy_nonoverlapping(src, dst.add(i * w), w);
-            }
+            let src = a.a.add(i0 * a.lda + k0);
+            // Fixed-size copies: a few moves per row, not a memcpy call.
+            with_rows!(w, |W| copy_rows::<W>(src, a.lda, dst, rows));
         }
         k0 += w;
+    }
+}
+
+/// Copy `rows` rows of `W` floats, `stride` apart, to consecutive rows at `dst`.
+///
+/// # Safety
+/// The source rows and `dst[..rows * W]` are valid and do not overlap.
+#[inline(always)]
+unsafe fn copy_rows<const W: usize>(src: *const f32, stride: usize, dst: *mut f32, rows: usize) {
+    for i in 0..rows {
+        // SAFETY: the caller's contract.
+        unsafe {
+            (dst.add(i * W) as *mut [f32; W])
+                .write_unaligned((src.add(i * stride) as *const [f32; W]).read_unaligned());
+        }
     }
 }
 
