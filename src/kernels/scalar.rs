@@ -2,9 +2,9 @@
 //! the internal layout. Every other set is tested against it, and it is tested
 //! against f64 finite differences.
 
-use super::UpdateArgs;
 use super::{
-    DenseArgs, Fused, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, WeightGradArgs, PANEL,
+    put_grad1, DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs,
+    WeightGradArgs, PANEL,
 };
 use crate::config::Isa;
 use crate::optim::Update;
@@ -90,26 +90,6 @@ unsafe fn head_forward(a: &HeadArgs) {
     }
 }
 
-/// Store gradient `g` at `at`, and with a fused step the updated parameter; false
-/// when that parameter is not finite.
-///
-/// # Safety
-/// `at`, and with `fused` `at + cur` and `at + next`, are valid.
-unsafe fn put(at: *mut f32, g: f32, fused: Option<Fused>) -> bool {
-    // SAFETY: the caller's contract.
-    unsafe {
-        *at = g;
-        match fused {
-            None => true,
-            Some(f) => {
-                let v = *at.offset(f.cur) - f.lr * g;
-                *at.offset(f.next) = v;
-                v.is_finite()
-            }
-        }
-    }
-}
-
 /// # Safety
 /// The pointers in `a` are valid for the sizes it states.
 unsafe fn head_backward(a: &HeadBackArgs) -> bool {
@@ -122,13 +102,13 @@ unsafe fn head_backward(a: &HeadBackArgs) -> bool {
             for i in 0..a.n {
                 sb += *a.dy.add(i * a.m + c);
             }
-            ok &= put(a.gbo.add(c), sb, a.fused);
+            ok &= put_grad1(a.gbo.add(c), sb, a.fused);
             for j in 0..a.ld {
                 let mut s = 0.0f32;
                 for i in 0..a.n {
                     s += *a.dy.add(i * a.m + c) * *a.h.add(i * a.ld + j);
                 }
-                ok &= put(a.gwo.add(c * a.ld + j), s, a.fused);
+                ok &= put_grad1(a.gwo.add(c * a.ld + j), s, a.fused);
             }
         }
         for i in 0..a.n {
@@ -157,13 +137,13 @@ unsafe fn weight_grad(a: &WeightGradArgs) -> bool {
             for i in 0..a.n {
                 sb += *a.dz.add(i * ld + j);
             }
-            ok &= put(a.gb.add(j), sb, a.fused);
+            ok &= put_grad1(a.gb.add(j), sb, a.fused);
             for k in 0..a.k {
                 let mut s = 0.0f32;
                 for i in 0..a.n {
                     s += *a.a.add(i * a.lda + k) * *a.dz.add(i * ld + j);
                 }
-                ok &= put(a.gw.add(panel_index(j, k, a.k)), s, a.fused);
+                ok &= put_grad1(a.gw.add(panel_index(j, k, a.k)), s, a.fused);
             }
         }
     }

@@ -114,6 +114,13 @@ fn flat(m: &Model, grads: bool) -> Vec<f32> {
     v
 }
 
+/// `step` on both models, then their parameters compared.
+fn step_both(model: &mut Model, reference: &mut Model, what: &str, fan: usize) {
+    model.step(0.005).unwrap();
+    reference.step(0.005).unwrap();
+    check(what, &flat(model, false), &flat(reference, false), fan);
+}
+
 /// One config: the same parameters and batches through `kernels` and the reference.
 fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
     let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
@@ -156,14 +163,7 @@ fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
             &flat(&reference, true),
             fan,
         );
-        model.step(0.005).unwrap();
-        reference.step(0.005).unwrap();
-        check(
-            &ctx("step", n),
-            &flat(&model, false),
-            &flat(&reference, false),
-            fan,
-        );
+        step_both(&mut model, &mut reference, &ctx("step", n), fan);
         let (la, lb) = (
             model.train_step(&x, &y, 0.005).unwrap(),
             reference.train_step(&x, &y, 0.005).unwrap(),
@@ -183,12 +183,10 @@ fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
             &flat(&reference, true),
             fan,
         );
-        model.step(0.005).unwrap();
-        reference.step(0.005).unwrap();
-        check(
+        step_both(
+            &mut model,
+            &mut reference,
             &ctx("step after train_step", n),
-            &flat(&model, false),
-            &flat(&reference, false),
             fan,
         );
         // Re-align, so that differences do not compound across rounds.
