@@ -1,7 +1,8 @@
 //! The SIMD kernel bodies, written once over the `Simd` primitives.
 //!
 //! ```text
-//! dense_relu    for each chunk of panels whose weights fit in L1:
+//! dense_relu    for each block of rows whose inputs fit in L2, each chunk of panels
+//!               whose weights fit in L1:
 //!                 for each block of R rows:
 //!                   for each tile of NV vectors (whole panels):
 //!                     acc = b; for k: acc += a[r][k] * W[k][tile]      (R x NV registers)
@@ -61,6 +62,9 @@ pub(crate) unsafe fn put_grad<S: Simd>(
 /// Bytes of weights a chunk of panels may take, so that it stays in L1 while every
 /// block of rows streams past it.
 const CHUNK_BYTES: usize = 24 * 1024;
+
+/// Bytes of input rows a forward GEMM keeps in L2 while the weights pass over them.
+const ROWS_BYTES: usize = 128 * 1024;
 
 /// Call `$f::<.., R, ..>` with the const `R` equal to the runtime `$r` (1..=8).
 macro_rules! with_rows {
@@ -130,20 +134,29 @@ pub(crate) unsafe fn dense_relu<S: Simd, const MR: usize, const NV: usize, const
     let np = NV / NV1;
     let panel_bytes = a.k * PANEL * 4;
     let chunk = (CHUNK_BYTES / panel_bytes.max(1)).max(np) / np * np;
-    let mut p0 = 0;
-    while p0 < a.panels {
-        let p1 = (p0 + chunk).min(a.panels);
-        let (first, last) = (p0 == 0, p1 == a.panels);
-        let mut i0 = 0;
-        while i0 < a.n {
-            let r = MR.min(a.n - i0);
-            // SAFETY: rows i0..i0 + r and panels p0..p1 are inside the buffers.
-            with_rows!(r, |R| unsafe {
-                dense_rows::<S, R, NV, NV1>(s, a, i0, p0, p1, first, last)
-            });
-            i0 += r;
+    // Blocks of rows whose inputs stay in L2 while every chunk of weights passes over
+    // them: the weights then stream from L3 once per block, instead of the whole
+    // input once per chunk.
+    let block = (ROWS_BYTES / (a.k * 4).max(1)).max(MR) / MR * MR;
+    let mut b0 = 0;
+    while b0 < a.n {
+        let b1 = (b0 + block).min(a.n);
+        let mut p0 = 0;
+        while p0 < a.panels {
+            let p1 = (p0 + chunk).min(a.panels);
+            let (first, last) = (p0 == 0, p1 == a.panels);
+            let mut i0 = b0;
+            while i0 < b1 {
+                let r = MR.min(b1 - i0);
+                // SAFETY: rows i0..i0 + r and panels p0..p1 are inside the buffers.
+                with_rows!(r, |R| unsafe {
+                    dense_rows::<S, R, NV, NV1>(s, a, i0, p0, p1, first, last)
+                });
+                i0 += r;
+            }
+            p0 = p1;
         }
-        p0 = p1;
+        b0 = b1;
     }
 }
 
