@@ -67,6 +67,11 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Recompute `fusable` after the optimizer or the clipping changed.
+    fn refresh_fusable(&mut self) {
+        self.fusable = self.optimizer.is_plain_sgd() && self.clip_norm == 0.0;
+    }
+
     /// Pointer to the f32 section at byte offset `off`.
     fn ptr(&self, off: usize) -> *mut f32 {
         // SAFETY: every offset in the plan lies inside the arena.
@@ -112,7 +117,6 @@ impl core::fmt::Debug for Model {
 /// buffers to 64 bytes.
 const PREDICT_SLACK: usize = 4 * ALIGN;
 
-/// Learning rates must be finite and not negative.
 /// Values that `all_finite` checks inline rather than through a kernel call.
 const SMALL: usize = 16;
 
@@ -123,6 +127,7 @@ fn nonfinite_bit(v: f32) -> u32 {
     ((v.to_bits() & 0x7f80_0000) + 0x0080_0000) & 0x8000_0000
 }
 
+/// Learning rates must be finite and not negative.
 fn check_lr(lr: f32) -> Result<(), Error> {
     // Two compares, both false for NaN.
     if (0.0..=f32::MAX).contains(&lr) {
@@ -569,8 +574,8 @@ impl Model {
         unsafe { core::ptr::write_bytes(buf, 0, len) };
         let s = self.st_mut();
         s.optimizer = optimizer;
-        s.fusable = optimizer.is_plain_sgd() && s.clip_norm == 0.0;
         s.steps = 0;
+        s.refresh_fusable();
         Ok(())
     }
 
@@ -587,7 +592,7 @@ impl Model {
         }
         let s = self.st_mut();
         s.clip_norm = max_norm;
-        s.fusable = s.optimizer.is_plain_sgd() && max_norm == 0.0;
+        s.refresh_fusable();
         Ok(())
     }
 
