@@ -457,9 +457,10 @@ unsafe fn forward_course_v<S: Simd, const V: usize, const NV1: usize>(s: S, c: &
     }
 }
 
-/// `train_course` with the hidden layer's `V` vectors: the hidden layer, its mask and dZ stay in registers, and the
-/// gradients are left as their factors x, H, dZ and dy (`Plan::factors`), so one
-/// pass over the weights reads each old value and writes its update, and nothing else.
+/// `train_course` with the hidden layer's `V` vectors: the hidden layer, its mask and
+/// dZ stay in registers, and the gradients are left as their factors x, H, dZ and dy
+/// (`Plan::factors`), so one pass over the weights reads each old value and writes
+/// its update, and nothing else.
 ///
 /// # Safety
 /// As `train_row`, with `f` the fused step's buffers and `t.factors` a factor section.
