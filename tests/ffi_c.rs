@@ -97,19 +97,9 @@ fn compiler(var: &str, default: &str) -> Vec<String> {
     }
 }
 
-/// A directory for one program's build outputs, per profile (debug and release runs
-/// share `CARGO_TARGET_TMPDIR`).
+/// A directory for one program's build outputs, per profile.
 fn out_dir(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .map_or_else(|| "default".into(), |p| p.to_string_lossy().into_owned());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("ffi_c")
-        .join(profile)
-        .join(name);
+    let dir = common::build_dir("ffi_c").join(name);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }

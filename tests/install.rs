@@ -52,15 +52,8 @@ fn instrumented(lib: &Path) -> bool {
 }
 
 fn work_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .map_or_else(|| "default".into(), |p| p.to_string_lossy().into_owned());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("install")
-        .join(profile);
+    // Fresh for every run: the install tree must come from this build only.
+    let dir = common::build_dir("install");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir

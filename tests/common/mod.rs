@@ -164,3 +164,20 @@ pub fn run(what: &str, cmd: &mut std::process::Command) -> String {
     eprint!("{stderr}");
     stdout
 }
+
+/// `CARGO_TARGET_TMPDIR/<group>/<profile>`, created: where a test builds programs,
+/// one directory per profile (debug and release runs share the tmpdir).
+pub fn build_dir(group: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .map_or_else(|| "default".into(), |p| p.to_string_lossy().into_owned());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(group)
+        .join(profile);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
