@@ -10,6 +10,9 @@
 
 use flowmlp::{Config, Model};
 
+mod common;
+use common::{epoch, read_csv, shuffled};
+
 const DATA: &str = include_str!("data/diabetes.csv");
 const D: usize = 10;
 const HIDDEN: usize = 64;
@@ -61,33 +64,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pred = vec![0.0f32; n_test];
     let start = std::time::Instant::now();
     let mut steps = 0usize;
-    for epoch in 1..=EPOCHS {
+    for e in 1..=EPOCHS {
         // Visit the training rows in a new fixed order every epoch.
-        let perm = shuffled(train.len(), SEED + epoch as u64);
-        let mut xb = Vec::with_capacity(BATCH * D);
-        let mut yb = Vec::with_capacity(BATCH);
-        let (mut loss_sum, mut batches) = (0.0f64, 0usize);
-        for chunk in perm.chunks(BATCH) {
-            xb.clear();
-            yb.clear();
-            for &r in chunk {
-                xb.extend_from_slice(&xtr[r * D..(r + 1) * D]);
-                yb.push(ytr[r]);
-            }
-            loss_sum += model.train_step(&xb, &yb, LEARNING_RATE)? as f64;
-            batches += 1;
-            steps += 1;
-        }
-        if epoch == 1 || epoch % 5 == 0 {
+        let perm = shuffled(train.len(), SEED + e as u64);
+        let (loss, n) = epoch(&mut model, &xtr, &ytr, &perm, BATCH, LEARNING_RATE)?;
+        steps += n;
+        if e == 1 || e % 5 == 0 {
             model.forward(&xte, Some(&mut pred))?;
             let mse = mse(&pred, &yte, ymean[0], ystd[0]);
             // Train loss is on the standardised target; held-out MSE in original units.
-            println!(
-                "{:>6}  {:>12.4}  {:>16.1}",
-                epoch,
-                loss_sum / batches as f64,
-                mse
-            );
+            println!("{e:>6}  {loss:>12.4}  {mse:>16.1}");
         }
     }
     let elapsed = start.elapsed();
@@ -110,35 +96,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Features (`D` per patient) and targets.
 fn parse(text: &str) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let vals: Vec<f64> = line
-            .split(',')
-            .map(|v| v.trim().parse())
-            .collect::<Result<_, _>>()?;
-        if vals.len() != D + 1 {
-            return Err(format!("expected {} columns, got {}", D + 1, vals.len()).into());
-        }
-        x.extend_from_slice(&vals[..D]);
-        y.push(vals[D]);
-    }
+    let rows = read_csv(text, D + 1)?;
+    let x = rows.chunks(D + 1).flat_map(|r| &r[..D]).copied().collect();
+    let y = rows.chunks(D + 1).map(|r| r[D]).collect();
     Ok((x, y))
-}
-
-/// A fixed permutation of 0..n (Fisher-Yates driven by a 64-bit LCG).
-fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut v: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        v.swap(i, ((s >> 33) % (i as u64 + 1)) as usize);
-    }
-    v
 }
 
 fn column_stats<'a>(rows: impl Iterator<Item = &'a [f64]>, cols: usize) -> (Vec<f64>, Vec<f64>) {

@@ -11,6 +11,9 @@
 
 use flowmlp::{Config, Loss, Model, Optimizer};
 
+mod common;
+use common::{epoch, read_csv, shuffled};
+
 const DATA: &str = include_str!("data/digits.csv");
 const D: usize = 64;
 const HIDDEN: usize = 64;
@@ -69,28 +72,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pred = vec![0u32; n_test];
     let start = std::time::Instant::now();
     let mut steps = 0usize;
-    for epoch in 1..=EPOCHS {
+    for e in 1..=EPOCHS {
         // Visit the training rows in a new fixed order every epoch.
-        let perm = shuffled(train.len(), SEED + epoch as u64);
-        let mut xb = Vec::with_capacity(BATCH * D);
-        let mut yb = Vec::with_capacity(BATCH * CLASSES);
-        let (mut loss_sum, mut batches) = (0.0f64, 0usize);
-        for chunk in perm.chunks(BATCH) {
-            xb.clear();
-            yb.clear();
-            for &r in chunk {
-                xb.extend_from_slice(&xtr[r * D..(r + 1) * D]);
-                yb.extend_from_slice(&ytr[r * CLASSES..(r + 1) * CLASSES]);
-            }
-            loss_sum += model.train_step(&xb, &yb, LEARNING_RATE)? as f64;
-            batches += 1;
-            steps += 1;
-        }
+        let perm = shuffled(train.len(), SEED + e as u64);
+        let (loss, n) = epoch(&mut model, &xtr, &ytr, &perm, BATCH, LEARNING_RATE)?;
+        steps += n;
         model.predict_class(&xte, &mut pred)?;
         println!(
-            "{:>6}  {:>12.4}  {:>17.2}%",
-            epoch,
-            loss_sum / batches as f64,
+            "{e:>6}  {loss:>12.4}  {:>17.2}%",
             100.0 * accuracy(&pred, &yte)
         );
     }
@@ -122,38 +111,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Pixels (row-major, `D` per image) and labels.
 fn parse(text: &str) -> Result<(Vec<f32>, Vec<u32>), Box<dyn std::error::Error>> {
+    let rows = read_csv(text, D + 1)?;
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-        let vals: Vec<f32> = line
-            .split(',')
-            .map(|v| v.trim().parse())
-            .collect::<Result<_, _>>()?;
-        if vals.len() != D + 1 {
-            return Err(format!("expected {} columns, got {}", D + 1, vals.len()).into());
-        }
-        let label = vals[D];
-        if !(0.0..CLASSES as f32).contains(&label) || label.fract() != 0.0 {
+    for r in rows.chunks(D + 1) {
+        let label = r[D];
+        if !(0.0..CLASSES as f64).contains(&label) || label.fract() != 0.0 {
             return Err(format!("label {label} is not one of 0..{CLASSES}").into());
         }
-        x.extend_from_slice(&vals[..D]);
+        x.extend(r[..D].iter().map(|&v| v as f32));
         y.push(label as u32);
     }
     Ok((x, y))
-}
-
-/// A fixed permutation of 0..n (Fisher-Yates driven by a 64-bit LCG).
-fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut v: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        v.swap(i, ((s >> 33) % (i as u64 + 1)) as usize);
-    }
-    v
 }
 
 /// Share of predictions equal to the labels.
