@@ -61,15 +61,21 @@ pub(crate) struct State {
     lazy: bool,
     /// The one-row forward kernel for this plan (`None`: the layer kernels).
     row_forward: Option<unsafe fn(&RowCtx)>,
-    /// The one-row fused SGD train step for this plan; the course's leaves the
-    /// gradients as factors.
+    /// The one-row fused SGD train step for this plan while `fusable`, else `None`;
+    /// the course's leaves the gradients as factors.
     row_train: Option<TrainRowFn>,
 }
 
 impl State {
-    /// Recompute `fusable` after the optimizer or the clipping changed.
+    /// Recompute `fusable` and `row_train` after the optimizer or the clipping changed.
     fn refresh_fusable(&mut self) {
         self.fusable = self.optimizer.is_plain_sgd() && self.clip_norm == 0.0;
+        let row = if self.plan.course {
+            self.kernels.train_course
+        } else {
+            self.kernels.train_row
+        };
+        self.row_train = row.filter(|_| self.fusable);
     }
 
     /// Pointer to the f32 section at byte offset `off`.
@@ -213,7 +219,7 @@ impl Model {
         kernels: &'static Kernels,
     ) -> Model {
         config.isa = kernels.isa;
-        let state = State {
+        let mut state = State {
             plan,
             config,
             kernels,
@@ -234,12 +240,9 @@ impl Model {
             } else {
                 kernels.forward_row
             },
-            row_train: if plan.course {
-                kernels.train_course
-            } else {
-                kernels.train_row
-            },
+            row_train: None,
         };
+        state.refresh_fusable();
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
         // align_of::<State>()).
         unsafe { (base as *mut State).write(state) };
@@ -656,20 +659,6 @@ impl Model {
     /// error parameters and gradients are unchanged; once the forward pass has run
     /// (a non-finite loss or a refused update) the kept forward is gone.
     pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
-        let s = self.st();
-        // One row with plain SGD, the embedded loop's case: straight to the row kernel.
-        if let (true, true, Some(row)) = (x.len() == s.plan.inputs, s.fusable, s.row_train) {
-            if y.len() != s.plan.outputs {
-                return Err(Error::InvalidArgument);
-            }
-            check_lr(learning_rate)?;
-            if !self.all_finite(x) || !self.all_finite(y) {
-                return Err(Error::NonFinite);
-            }
-            // The activations are overwritten from here on.
-            self.st_mut().fwd_n = 0;
-            return self.train_row(row, x, y, learning_rate);
-        }
         let n = self.rows_of(x.len())?;
         if y.len() != n * self.st().plan.outputs {
             return Err(Error::InvalidArgument);
@@ -680,6 +669,10 @@ impl Model {
         }
         // The activations are overwritten from here on, and they belong to the caller's x.
         self.st_mut().fwd_n = 0;
+        // One row with plain SGD, the embedded loop's case: one row-kernel call.
+        if let (1, Some(row)) = (n, self.st().row_train) {
+            return self.train_row(row, x, y, learning_rate);
+        }
         if !self.fusable() {
             // Gradients into the spare buffer, then the optimizer from there.
             // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
