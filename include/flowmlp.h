@@ -242,7 +242,9 @@ enum flowmlp_status flowmlp_step(struct flowmlp_model *model, float learning_rat
 // Errors: as `flowmlp_forward`, `flowmlp_backward` and `flowmlp_step`; on any error
 // the parameters and gradients are unchanged. This call keeps no forward for
 // `flowmlp_backward`, and once its own forward pass has run (a refusal for a
-// non-finite loss or update) an earlier kept forward is gone too.
+// non-finite loss or update) an earlier kept forward may be gone too (a batch's
+// forward overwrites it; one row of a one-hidden-layer, one-output network
+// leaves it).
 //
 // # Safety
 // Every pointer is NULL or valid for the sizes stated above; a model handle comes

@@ -14,8 +14,9 @@
 //!
 //! Every public method validates all of its input before it writes anything, so a
 //! refused call leaves parameters, gradients, and the kept forward as they were.
-//! The one exception is a non-finite loss found inside `train_step` after its
-//! forward pass: parameters and gradients stay, but the kept forward is dropped.
+//! The one exception is a non-finite loss or update found inside `train_step` after
+//! its forward pass: parameters and gradients stay, but the kept forward is dropped
+//! (except on the course's one-row path, whose forward stays in registers).
 
 use core::ptr::NonNull;
 use std::alloc::Layout;
@@ -23,10 +24,10 @@ use std::alloc::Layout;
 use crate::arena::{Plan, ALIGN, PANEL};
 use crate::config::{Config, Isa, Loss};
 use crate::init;
-use crate::kernels::row::{RowCtx, RowTrain};
+use crate::kernels::row::{CourseStep, RowCtx, RowTrain};
 use crate::kernels::{
-    self, put_grad1, DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs, Kernels,
-    TrainRowFn, UpdateArgs, WeightGradArgs,
+    self, put_grad1, DenseArgs, ForwardRowFn, Fused, HeadArgs, HeadBackArgs, HeadOne,
+    InputGradArgs, Kernels, TrainCourseFn, TrainRowFn, UpdateArgs, WeightGradArgs,
 };
 use crate::optim::{clip_scale, Optimizer, Update};
 
@@ -60,22 +61,26 @@ pub(crate) struct State {
     /// (after a one-row course `train_step`; see `Model::factor_grad`).
     lazy: bool,
     /// The one-row forward kernel for this plan (`None`: the layer kernels).
-    row_forward: Option<unsafe fn(&RowCtx)>,
-    /// The one-row fused SGD train step for this plan while `fusable`, else `None`;
-    /// the course's leaves the gradients as factors.
+    row_forward: Option<ForwardRowFn>,
+    /// The one-row fused SGD train step for this plan while `fusable`, else `None`
+    /// (also `None` for the course's network, which has `course_train`).
     row_train: Option<TrainRowFn>,
+    /// The course's one-row fused SGD train step while `fusable`, else `None`; it
+    /// leaves the gradients as factors.
+    course_train: Option<TrainCourseFn>,
 }
 
 impl State {
-    /// Recompute `fusable` and `row_train` after the optimizer or the clipping changed.
+    /// Recompute `fusable` and the one-row train steps after the optimizer or the
+    /// clipping changed.
     fn refresh_fusable(&mut self) {
         self.fusable = self.optimizer.is_plain_sgd() && self.clip_norm == 0.0;
-        let row = if self.plan.course {
-            self.kernels.train_course
-        } else {
-            self.kernels.train_row
+        let (row, course) = match self.plan.course {
+            true => (None, self.kernels.train_course),
+            false => (self.kernels.train_row, None),
         };
         self.row_train = row.filter(|_| self.fusable);
+        self.course_train = course.filter(|_| self.fusable);
     }
 
     /// Pointer to the f32 section at byte offset `off`.
@@ -241,6 +246,7 @@ impl Model {
                 kernels.forward_row
             },
             row_train: None,
+            course_train: None,
         };
         state.refresh_fusable();
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
@@ -364,13 +370,28 @@ impl Model {
         // intact if x is refused.
         let spare = 1 - s.x;
         let xbuf = s.ptr(s.plan.x[spare]);
-        // SAFETY: the spare x section holds max_batch * d >= x.len() floats and does not
-        // overlap the caller's slice.
-        if !unsafe { (s.kernels.copy_finite)(x.as_ptr(), xbuf, x.len()) } {
-            return Err(Error::NonFinite);
+        if let (1, Some(row)) = (n, s.row_forward) {
+            let ctx = RowCtx {
+                plan: &s.plan,
+                base: s.base,
+                params: self.params_ptr(),
+                x: x.as_ptr(),
+                keep: xbuf,
+            };
+            // SAFETY: the arena is live; x holds one row, and the spare x section as
+            // much, apart from the caller's slice.
+            if !unsafe { row(&ctx) } {
+                return Err(Error::NonFinite);
+            }
+        } else {
+            // SAFETY: the spare x section holds max_batch * d >= x.len() floats and does
+            // not overlap the caller's slice.
+            if !unsafe { (s.kernels.copy_finite)(x.as_ptr(), xbuf, x.len()) } {
+                return Err(Error::NonFinite);
+            }
+            // SAFETY: x has been copied into the arena; n <= max_batch.
+            unsafe { self.run_forward(xbuf, n) };
         }
-        // SAFETY: x has been copied into the arena; n <= max_batch.
-        unsafe { self.run_forward(xbuf, n) };
         let st = self.st_mut();
         st.x = spare;
         st.fwd_n = n;
@@ -657,19 +678,25 @@ impl Model {
 
     /// `forward` + `backward` + `step` on one batch, fused; returns the loss. On any
     /// error parameters and gradients are unchanged; once the forward pass has run
-    /// (a non-finite loss or a refused update) the kept forward is gone.
+    /// (a non-finite loss or a refused update) the kept forward is gone, except after
+    /// the course's one-row kernel, which does not touch it.
     pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
         let n = self.rows_of(x.len())?;
         if y.len() != n * self.st().plan.outputs {
             return Err(Error::InvalidArgument);
         }
         check_lr(learning_rate)?;
+        // One row of the course's network with plain SGD, the embedded loop's case:
+        // one kernel call, which checks x and y itself.
+        if let (1, Some(course)) = (n, self.st().course_train) {
+            return self.train_course(course, x, y, learning_rate);
+        }
         if !self.all_finite(x) || !self.all_finite(y) {
             return Err(Error::NonFinite);
         }
         // The activations are overwritten from here on, and they belong to the caller's x.
         self.st_mut().fwd_n = 0;
-        // One row with plain SGD, the embedded loop's case: one row-kernel call.
+        // One row with plain SGD: one row-kernel call.
         if let (1, Some(row)) = (n, self.st().row_train) {
             return self.train_row(row, x, y, learning_rate);
         }
@@ -716,6 +743,7 @@ impl Model {
             base: s.base,
             params: self.params_ptr(),
             x: x.as_ptr(),
+            keep: core::ptr::null_mut(),
         };
         let train = RowTrain {
             y: y.as_ptr(),
@@ -725,11 +753,6 @@ impl Model {
                 cur: off(plan.params[s.params]),
                 next: off(plan.params[1 - s.params]),
             }),
-            factors: if plan.course {
-                s.ptr(plan.factors[spare])
-            } else {
-                core::ptr::null_mut()
-            },
         };
         // SAFETY: the arena is live, x holds one row and y its m targets (checked).
         let (loss, ok) = unsafe { row(&ctx, &train) };
@@ -740,8 +763,44 @@ impl Model {
         s.grads = 1 - s.grads;
         s.params = 1 - s.params;
         s.steps += 1;
-        // The row kernels keep the course's gradients as factors.
-        s.lazy = s.plan.course;
+        s.lazy = false;
+        Ok(loss)
+    }
+
+    /// `train_step` for one row of the course's network: the kernel writes only the
+    /// spare parameters and factors, so a refused step changes nothing, the kept
+    /// forward pass included.
+    #[inline]
+    fn train_course(
+        &mut self,
+        f: TrainCourseFn,
+        x: &[f32],
+        y: &[f32],
+        lr: f32,
+    ) -> Result<f32, Error> {
+        let s = self.st();
+        let plan = &s.plan;
+        let step = CourseStep {
+            plan,
+            cur: s.ptr(plan.params[s.params]),
+            next: s.ptr(plan.params[1 - s.params]),
+            factors: s.ptr(plan.factors[1 - s.grads]),
+            x: x.as_ptr(),
+            y: y.as_ptr(),
+            lr,
+        };
+        // SAFETY: the arena is live, x holds one row and y its target (checked lengths).
+        let (loss, ok) = unsafe { f(&step) };
+        if !ok {
+            return Err(Error::NonFinite);
+        }
+        let s = self.st_mut();
+        s.grads = 1 - s.grads;
+        s.params = 1 - s.params;
+        s.steps += 1;
+        s.lazy = true;
+        // The kept activations belong to the old parameters.
+        s.fwd_n = 0;
         Ok(loss)
     }
 
@@ -822,6 +881,7 @@ impl Model {
                     base: s.base,
                     params: p,
                     x,
+                    keep: core::ptr::null_mut(),
                 })
             };
             return;

@@ -114,6 +114,14 @@ impl Simd for Avx2 {
             _mm_cvtss_f32(s)
         }
     }
+    #[inline(always)]
+    fn none_marked(self, marker: __m256) -> bool {
+        // One vptest: all bits zero.
+        unsafe {
+            let m = _mm256_castps_si256(marker);
+            _mm256_testz_si256(m, m) == 1
+        }
+    }
 }
 
 /// Transpose 8 rows of 8 floats: unpack pairs, then quads, then swap 128-bit halves.

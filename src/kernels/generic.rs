@@ -322,7 +322,7 @@ pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) -> bool {
         // SAFETY: c < m.
         ok &= unsafe { put_grad1(a.gbo.add(c), sum, a.fused) };
     }
-    ok && s.hsum(bad) == 0.0
+    ok && s.none_marked(bad)
 }
 
 /// Outputs `c0..c0+G`: their weight gradients, and their share of `dH`, accumulated in
@@ -418,7 +418,7 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
         }
         i0 += rows;
     }
-    s.hsum(bad) == 0.0
+    s.none_marked(bad)
 }
 
 /// A block of rows of the reduction over the batch.
@@ -857,7 +857,7 @@ pub(crate) unsafe fn sgd<S: Simd>(
             s.store(out.add(t), v);
             t += S::LANES;
         }
-        let mut ok = s.hsum(bad) == 0.0;
+        let mut ok = s.none_marked(bad);
         while t < len {
             let v = *p.add(t) - lr * *g.add(t);
             ok &= v.is_finite();
@@ -880,7 +880,7 @@ pub(crate) unsafe fn all_finite<S: Simd>(s: S, p: *const f32, len: usize) -> boo
             bad = s.mark(bad, s.load(p.add(t)));
             t += S::LANES;
         }
-        let mut ok = s.hsum(bad) == 0.0;
+        let mut ok = s.none_marked(bad);
         while t < len {
             ok &= (*p.add(t)).is_finite();
             t += 1;
@@ -908,7 +908,7 @@ pub(crate) unsafe fn copy_finite<S: Simd>(
             s.store(dst.add(t), v);
             t += S::LANES;
         }
-        let mut ok = s.hsum(bad) == 0.0;
+        let mut ok = s.none_marked(bad);
         while t < len {
             let v = *src.add(t);
             ok &= v.is_finite();
@@ -992,7 +992,7 @@ pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
             // SAFETY: the same buffers, from lanes_end on.
             super::scalar::update_range(a, lanes_end)
         };
-    ok && s.hsum(bad) == 0.0
+    ok && s.none_marked(bad)
 }
 
 /// # Safety
@@ -1032,13 +1032,13 @@ macro_rules! simd_kernel_set {
         token: $tok:ty,
         dense: ($mr:literal, $nv:literal),
         weight_grad: ($kr:literal, $nvw:literal),
-                input_grad: ($ri:literal, $ci:literal),
+        input_grad: ($ri:literal, $ci:literal),
         row: $nvr:literal,
         panel_vectors: $nv1:literal $(,)?
     ) => {
         use $crate::kernels::generic;
-        use $crate::kernels::row::{self, RowCtx, RowTrain};
-                use $crate::kernels::{
+        use $crate::kernels::row::{self, CourseStep, RowCtx, RowTrain};
+        use $crate::kernels::{
             DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs, WeightGradArgs,
         };
 
@@ -1052,7 +1052,7 @@ macro_rules! simd_kernel_set {
             loss_grad,
             sgd,
             all_finite,
-                                    copy_finite,
+            copy_finite,
             update,
             sum_sq,
             forward_row: Some(forward_row),
@@ -1084,7 +1084,7 @@ macro_rules! simd_kernel_set {
             unsafe { generic::weight_grad::<$tok, $kr, $nvw, $nv1>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
-                unsafe fn input_grad(a: &InputGradArgs) {
+        unsafe fn input_grad(a: &InputGradArgs) {
             unsafe { generic::input_grad::<$tok, $ri, $ci, $nv1, $mr, $nv>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
@@ -1099,7 +1099,7 @@ macro_rules! simd_kernel_set {
         unsafe fn all_finite(p: *const f32, len: usize) -> bool {
             unsafe { generic::all_finite::<$tok>(<$tok>::assume(), p, len) }
         }
-                        $(#[$attr])*
+        $(#[$attr])*
         unsafe fn update(a: &UpdateArgs) -> bool {
             unsafe { generic::update::<$tok>(<$tok>::assume(), a) }
         }
@@ -1108,7 +1108,7 @@ macro_rules! simd_kernel_set {
             unsafe { generic::sum_sq::<$tok>(<$tok>::assume(), p, len) }
         }
         $(#[$attr])*
-        unsafe fn forward_row(c: &RowCtx) {
+        unsafe fn forward_row(c: &RowCtx) -> bool {
             unsafe { row::forward_row::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
         }
         $(#[$attr])*
@@ -1116,12 +1116,12 @@ macro_rules! simd_kernel_set {
             unsafe { row::train_row::<$tok, $nvr, $nv1, $ri, $ci>(<$tok>::assume(), c, t) }
         }
         $(#[$attr])*
-        unsafe fn forward_course(c: &RowCtx) {
+        unsafe fn forward_course(c: &RowCtx) -> bool {
             unsafe { row::forward_course::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
         }
         $(#[$attr])*
-        unsafe fn train_course(c: &RowCtx, t: &RowTrain) -> (f32, bool) {
-            unsafe { row::train_course::<$tok, $nvr, $nv1>(<$tok>::assume(), c, t) }
+        unsafe fn train_course(t: &CourseStep) -> (f32, bool) {
+            unsafe { row::train_course::<$tok, $nvr, $nv1>(<$tok>::assume(), t) }
         }
         $(#[$attr])*
         unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {

@@ -209,6 +209,14 @@ pub(crate) struct UpdateArgs {
 /// were finite.
 pub(crate) type TrainRowFn = unsafe fn(&row::RowCtx, &row::RowTrain) -> (f32, bool);
 
+/// A kernel set's one-row forward pass: false when `RowCtx::keep` is set and the
+/// input is not finite.
+pub(crate) type ForwardRowFn = unsafe fn(&row::RowCtx) -> bool;
+
+/// A kernel set's one-row SGD train step for the course's network (`Plan::course`):
+/// the loss, and whether it and every update were finite.
+pub(crate) type TrainCourseFn = unsafe fn(&row::CourseStep) -> (f32, bool);
+
 /// The functions of one kernel set. All are `unsafe fn`: the caller guarantees that
 /// every pointer in the arguments is valid for the sizes they state.
 pub(crate) struct Kernels {
@@ -233,16 +241,16 @@ pub(crate) struct Kernels {
     /// Sum of squares of `len` values (for gradient clipping).
     pub sum_sq: unsafe fn(*const f32, usize) -> f64,
     /// The forward pass of one row in one call (`None`: use the layer kernels).
-    pub forward_row: Option<unsafe fn(&row::RowCtx)>,
+    pub forward_row: Option<ForwardRowFn>,
     /// The train step of one row in one call: loss, and whether all was finite.
     pub train_row: Option<TrainRowFn>,
     /// Whether `weight_grad` takes `WeightGradArgs::head`.
     pub fuses_head: bool,
     /// `forward_row` for a plan with `course` set (everything in registers).
-    pub forward_course: Option<unsafe fn(&row::RowCtx)>,
-    /// `train_row` with the fused SGD step for a plan with `course` set; leaves the
-    /// gradients as factors (`RowTrain::factors`).
-    pub train_course: Option<TrainRowFn>,
+    pub forward_course: Option<ForwardRowFn>,
+    /// The fused SGD train step of one row for a plan with `course` set; leaves the
+    /// gradients as factors (`CourseStep::factors`).
+    pub train_course: Option<TrainCourseFn>,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

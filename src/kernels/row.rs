@@ -33,6 +33,26 @@ pub(crate) struct RowCtx<'a> {
     pub params: *const f32,
     /// The input row, `d` floats.
     pub x: *const f32,
+    /// Where the forward pass first copies `x`, checking that it is finite (the
+    /// input `backward` reads); null when `x` is already checked and kept.
+    pub keep: *mut f32,
+}
+
+/// The course's one-row SGD step (`train_course`): the buffers by address, so that
+/// the caller only picks them.
+pub(crate) struct CourseStep<'a> {
+    pub plan: &'a Plan,
+    /// The current parameters.
+    pub cur: *const f32,
+    /// The spare parameter buffer, which receives the updated parameters.
+    pub next: *mut f32,
+    /// The spare factor section (`Plan::factors`), which receives the gradients as
+    /// their factors.
+    pub factors: *mut f32,
+    /// The input row (`d` floats) and its target; checked here, not by the caller.
+    pub x: *const f32,
+    pub y: *const f32,
+    pub lr: f32,
 }
 
 /// What a one-row train step needs beyond the forward pass.
@@ -42,9 +62,6 @@ pub(crate) struct RowTrain {
     /// The spare gradient buffer, which receives the new gradients.
     pub grads: *mut f32,
     pub fused: Option<Fused>,
-    /// The spare factor section (`Plan::factors`), which receives the gradients in
-    /// their place for the course's network.
-    pub factors: *mut f32,
 }
 
 #[inline(always)]
@@ -52,11 +69,22 @@ fn at(base: *mut u8, off: usize) -> *mut f32 {
     base.wrapping_add(off) as *mut f32
 }
 
+/// False, with nothing written but a part of `c.keep`, when `c.keep` is set and `x`
+/// is not finite.
+///
 /// # Safety
-/// `c` describes a live arena; `c.x` holds `d` floats.
+/// `c` describes a live arena; `c.x` holds `d` floats; `c.keep`, when set, `d`
+/// floats that do not overlap them.
 #[inline(always)]
-pub(crate) unsafe fn forward_row<S: Simd, const NV: usize, const NV1: usize>(s: S, c: &RowCtx) {
+pub(crate) unsafe fn forward_row<S: Simd, const NV: usize, const NV1: usize>(
+    s: S,
+    c: &RowCtx,
+) -> bool {
     let plan = c.plan;
+    // SAFETY: the caller's contract.
+    if !c.keep.is_null() && unsafe { !generic::copy_finite(s, c.x, c.keep, plan.inputs) } {
+        return false;
+    }
     let nh = plan.n_hidden;
     let out = &plan.layers[nh];
     let head1 = plan.outputs == 1;
@@ -105,6 +133,7 @@ pub(crate) unsafe fn forward_row<S: Simd, const NV: usize, const NV1: usize>(s: 
             );
         }
     }
+    true
 }
 
 /// `NV` vectors of one layer's outputs, starting at panel `q`.
@@ -160,7 +189,8 @@ unsafe fn row_tile<S: Simd, const NV: usize, const NV1: usize>(
 /// non-finite loss no gradient is written.
 ///
 /// # Safety
-/// As `forward_row`; `t.y` holds `m` floats; `t.grads` (and the fused buffers) hold
+/// As `forward_row`, with `c.keep` null; `t.y` holds `m` floats; `t.grads` (and the
+/// fused buffers) hold
 /// a whole internal parameter layout.
 #[inline(always)]
 pub(crate) unsafe fn train_row<
@@ -182,6 +212,7 @@ pub(crate) unsafe fn train_row<
     // SAFETY (whole body): every offset comes from the plan and lies in the arena or
     // the parameter and gradient buffers.
     unsafe {
+        // `c.keep` is null: x was checked by the caller.
         forward_row::<S, NV, NV1>(s, c);
         let dy = at(c.base, plan.dy);
         let loss = match plan.loss {
@@ -276,7 +307,7 @@ pub(crate) unsafe fn train_row<
                 );
             }
         }
-        (loss, ok && s.hsum(bad) == 0.0)
+        (loss, ok && s.none_marked(bad))
     }
 }
 
@@ -334,46 +365,55 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
 /// # Safety
 /// As `forward_row`, for a plan with `course` set.
 #[inline(always)]
-pub(crate) unsafe fn forward_course<S: Simd, const NV: usize, const NV1: usize>(s: S, c: &RowCtx) {
+pub(crate) unsafe fn forward_course<S: Simd, const NV: usize, const NV1: usize>(
+    s: S,
+    c: &RowCtx,
+) -> bool {
     const { assert!(NV == 2 * NV1, "a row tile is two panels") };
     debug_assert!(c.plan.course);
     // SAFETY: the caller's contract.
     unsafe {
+        if !c.keep.is_null() && !generic::copy_finite(s, c.x, c.keep, c.plan.inputs) {
+            return false;
+        }
         if c.plan.layers[0].panels == 1 {
             forward_course_v::<S, NV1, NV1>(s, c)
         } else {
             forward_course_v::<S, NV, NV1>(s, c)
         }
     }
+    true
 }
 
-/// `train_row` with the fused SGD step for the course's network (see
-/// `forward_course`); the gradients go to `t.factors` as factors.
+/// The train step of one row with the fused SGD step for the course's network (see
+/// `forward_course`): returns the loss and whether it and every updated parameter
+/// were finite. Writes only the spare buffers of `t`, so a refused step leaves the
+/// model, its kept forward pass included, as it was.
+///
+/// `x` and `y` need no check beforehand: a non-finite target makes the loss
+/// non-finite, and every `x[k]` enters every update of its weight row as
+/// `x[k] * step`, which is not finite for a non-finite `x[k]` even where the step is
+/// 0 (`inf * 0` is NaN), so the update check refuses it.
 ///
 /// # Safety
-/// As `train_row`, for a plan with `course` set, with `t.fused` set and `t.factors`
-/// the spare factor section.
+/// `t` describes a live arena of a plan with `course` set; `t.x` holds `d` floats
+/// and `t.y` one.
 #[inline(always)]
 pub(crate) unsafe fn train_course<S: Simd, const NV: usize, const NV1: usize>(
     s: S,
-    c: &RowCtx,
-    t: &RowTrain,
+    t: &CourseStep,
 ) -> (f32, bool) {
     const { assert!(NV == 2 * NV1, "a row tile is two panels") };
-    debug_assert!(c.plan.course && !t.factors.is_null());
-    let Some(f) = t.fused else {
-        return (f32::NAN, false);
-    };
+    debug_assert!(t.plan.course);
     // SAFETY: the caller's contract.
     unsafe {
-        if c.plan.layers[0].panels == 1 {
-            train_course_v::<S, NV1, NV1>(s, c, t, f)
+        if t.plan.layers[0].panels == 1 {
+            train_course_v::<S, NV1, NV1>(s, t)
         } else {
-            train_course_v::<S, NV, NV1>(s, c, t, f)
+            train_course_v::<S, NV, NV1>(s, t)
         }
     }
 }
-
 /// `ReLU(W x + b)` of the one hidden layer, `V` vectors (its padded width), in
 /// registers: no plan walking, no stores.
 ///
@@ -414,17 +454,13 @@ unsafe fn course_hidden<S: Simd, const V: usize, const NV1: usize>(
     }
 }
 
-/// `b_o + w_o . h`, the course's single output.
+/// `w_o . h` of the course's single output, lane-wise (`hsum` of it is the dot
+/// product).
 ///
 /// # Safety
 /// `wo` holds `V * LANES` floats (the output row is padded to the layer's width).
 #[inline(always)]
-unsafe fn course_head<S: Simd, const V: usize>(
-    s: S,
-    h: &[S::V; V],
-    wo: *const f32,
-    bo: f32,
-) -> f32 {
+unsafe fn course_head<S: Simd, const V: usize>(s: S, h: &[S::V; V], wo: *const f32) -> S::V {
     // Two chains: this sum sits on the step's critical path (forward -> loss -> dZ).
     let mut acc = [s.zero(); 2];
     // SAFETY: v * LANES < V * LANES.
@@ -433,8 +469,7 @@ unsafe fn course_head<S: Simd, const V: usize>(
             acc[v % 2] = s.fmadd(h[v], s.load(wo.add(v * S::LANES)), acc[v % 2]);
         }
     }
-    let acc = s.add(acc[0], acc[1]);
-    bo + s.hsum(acc)
+    s.add(acc[0], acc[1])
 }
 
 /// `forward_course` with the hidden layer's `V` vectors.
@@ -453,7 +488,7 @@ unsafe fn forward_course_v<S: Simd, const V: usize, const NV1: usize>(s: S, c: &
         for v in 0..V {
             s.store(hrow.add(v * S::LANES), h[v]);
         }
-        *at(c.base, plan.yhat) = course_head(s, &h, p.add(out.w), *p.add(out.b));
+        *at(c.base, plan.yhat) = *p.add(out.b) + s.hsum(course_head(s, &h, p.add(out.w)));
     }
 }
 
@@ -463,44 +498,41 @@ unsafe fn forward_course_v<S: Simd, const V: usize, const NV1: usize>(s: S, c: &
 /// its update, and nothing else.
 ///
 /// # Safety
-/// As `train_row`, with `f` the fused step's buffers and `t.factors` a factor section.
+/// As `train_course`.
 #[inline(always)]
 unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
     s: S,
-    c: &RowCtx,
-    t: &RowTrain,
-    f: Fused,
+    t: &CourseStep,
 ) -> (f32, bool) {
-    let plan = c.plan;
+    let plan = t.plan;
     let (lp, out) = (&plan.layers[0], &plan.layers[1]);
     let k = lp.inputs;
-    let (g, p) = (t.grads, c.params);
+    let (cur, next, x) = (t.cur, t.next, t.x);
     let voff: [usize; V] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
     let (fh, fdz, fdy) = plan.factor_offsets();
-    // SAFETY (whole body): offsets from the plan, within the parameter buffers (reached
-    // from the spare gradient buffer by `f`'s offsets) and the factor section; x holds
-    // k floats and y one.
+    // SAFETY (whole body): offsets from the plan, within the parameter buffers and the
+    // factor section; x holds k floats and y one.
     unsafe {
-        let h = course_hidden::<S, V, NV1>(s, c.x, k, p.add(lp.w), p.add(lp.b));
-        let wo = p.add(out.w);
-        let e = course_head(s, &h, wo, *p.add(out.b)) - *t.y;
+        let h = course_hidden::<S, V, NV1>(s, x, k, cur.add(lp.w), cur.add(lp.b));
+        let wo = cur.add(out.w);
+        let e = *cur.add(out.b) + s.hsum(course_head(s, &h, wo)) - *t.y;
         let loss = e * e;
         if !loss.is_finite() {
             return (loss, false);
         }
         let dy = 2.0 * e;
-        let (d, nlr) = (s.splat(dy), s.splat(-f.lr));
+        let (d, nlr) = (s.splat(dy), s.splat(-t.lr));
         let fx = t.factors;
         let mut bads = [s.zero(); V];
         // `-lr dZ`: each weight's update is then one FMA with its input.
         let mut step = [s.zero(); V];
-        let (cur, next) = (g.offset(f.cur), g.offset(f.next));
         for v in 0..V {
             let o = v * S::LANES;
-            let dz = s.select_pos(h[v], s.mul(d, s.load(wo.add(o))));
+            let wov = s.load(wo.add(o));
+            let dz = s.select_pos(h[v], s.mul(d, wov));
             s.store(fx.add(fh + o), h[v]);
             s.store(fx.add(fdz + o), dz);
-            let nwo = s.fnmadd(s.splat(f.lr), s.mul(d, h[v]), s.load(cur.add(out.w + o)));
+            let nwo = s.fmadd(nlr, s.mul(d, h[v]), wov);
             s.store(next.add(out.w + o), nwo);
             bads[v] = s.fmadd(nwo, s.zero(), bads[v]);
             step[v] = s.mul(nlr, dz);
@@ -509,28 +541,56 @@ unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
             bads[v] = s.fmadd(nb, s.zero(), bads[v]);
         }
         *fx.add(fdy) = dy;
-        let nbo = *cur.add(out.b) - f.lr * dy;
+        let nbo = *cur.add(out.b) - t.lr * dy;
         *next.add(out.b) = nbo;
         // One moving pointer into the current weights; the new ones sit a fixed
-        // distance away (fewer address registers to step in the loop).
-        let delta = f.next - f.cur;
-        let mut w = cur.add(lp.w);
-        for kk in 0..k {
-            let xv = *c.x.add(kk);
-            *fx.add(kk) = xv;
-            let xk = s.splat(xv);
-            for v in 0..V {
-                let at = w.add(voff[v]);
-                let nw = s.fmadd(xk, step[v], s.load(at));
-                s.store(at.offset(delta), nw);
-                bads[v] = s.fmadd(nw, s.zero(), bads[v]);
-            }
-            w = w.add(PANEL);
+        // distance away (fewer address registers to step), two inputs per trip.
+        let delta = next.offset_from(cur);
+        let mut w = cur.add(lp.w) as *mut f32;
+        for kk in (0..k & !1).step_by(2) {
+            let (x0, x1) = (*x.add(kk), *x.add(kk + 1));
+            *fx.add(kk) = x0;
+            *fx.add(kk + 1) = x1;
+            course_update(s, x0, &step, w, &voff, delta, &mut bads);
+            course_update(s, x1, &step, w.add(PANEL), &voff, delta, &mut bads);
+            w = w.add(2 * PANEL);
+        }
+        if k % 2 == 1 {
+            let x0 = *x.add(k - 1);
+            *fx.add(k - 1) = x0;
+            course_update(s, x0, &step, w, &voff, delta, &mut bads);
         }
         let mut bad = s.zero();
         for v in 0..V {
             bad = s.add(bad, bads[v]);
         }
-        (loss, nbo.is_finite() && s.hsum(bad) == 0.0)
+        (loss, nbo.is_finite() && s.none_marked(bad))
+    }
+}
+
+/// One input's weight row of the course's SGD step: `w[delta + j] = w[j] + xv *
+/// step[j]` over the row's `V` vectors, each result folded into `bads`.
+///
+/// # Safety
+/// `w + voff[v]` and `w + delta + voff[v]` are valid for a vector each.
+#[inline(always)]
+unsafe fn course_update<S: Simd, const V: usize>(
+    s: S,
+    xv: f32,
+    step: &[S::V; V],
+    w: *mut f32,
+    voff: &[usize; V],
+    delta: isize,
+    bads: &mut [S::V; V],
+) {
+    let xk = s.splat(xv);
+    // SAFETY: the caller's contract.
+    unsafe {
+        for v in 0..V {
+            let at = w.add(voff[v]);
+            let nw = s.fmadd(xk, step[v], s.load(at));
+            s.store(at.offset(delta), nw);
+            bads[v] = s.fmadd(nw, s.zero(), bads[v]);
+        }
     }
 }

@@ -59,6 +59,15 @@ pub(crate) trait Simd: Copy {
         }
     }
 
+    /// Whether a non-finite marker (`mark`, `generic::put_grad`) still says "all
+    /// finite". Markers start at +0 and stay +0 bit for bit while every folded value
+    /// is finite, else hold a NaN; `hsum` is then 0 or NaN, and a set may test the
+    /// bits directly instead.
+    #[inline(always)]
+    fn none_marked(self, marker: Self::V) -> bool {
+        self.hsum(marker) == 0.0
+    }
+
     /// Fold `v` into a non-finite marker: `acc | (v - v)` stays all-zero bits while
     /// every value is finite (x - x is +0), and becomes NaN once one is not; `hsum`
     /// of the marker is then 0 or NaN. Independent subtractions and a one-cycle `or`

@@ -274,17 +274,24 @@ fn refused_course_steps_keep_the_factored_gradients() {
         model.train_step(&x, &[1.5], 0.01).unwrap();
         let (g, p) = (flat(&model, true), flat(&model, false));
         assert!(g.iter().any(|v| *v != 0.0), "{name}: no gradient");
-        // A loss that overflows, a NaN target, a NaN input, a bad rate: all refused.
+        // A kept forward pass, which the refused steps below must leave in place.
+        let xf = [-0.3, 0.8, 1.25, -2.0, 0.1];
+        model.forward(&xf, None).unwrap();
+        // A loss that overflows, non-finite targets and inputs (the course kernel
+        // checks them itself, in every position), a bad rate: all refused.
         assert_eq!(model.train_step(&x, &[3e19], 0.01), Err(Error::NonFinite));
-        assert_eq!(
-            model.train_step(&x, &[f32::NAN], 0.01),
-            Err(Error::NonFinite)
-        );
-        let bad_x = [0.5, f32::INFINITY, 0.25, 2.0, -0.75];
-        assert_eq!(
-            model.train_step(&bad_x, &[1.0], 0.01),
-            Err(Error::NonFinite)
-        );
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(model.train_step(&x, &[bad], 0.01), Err(Error::NonFinite));
+            for at in 0..x.len() {
+                let mut bad_x = x;
+                bad_x[at] = bad;
+                assert_eq!(
+                    model.train_step(&bad_x, &[1.0], 0.01),
+                    Err(Error::NonFinite),
+                    "{name}: x[{at}] = {bad}"
+                );
+            }
+        }
         assert_eq!(
             model.train_step(&x, &[1.0], -1.0),
             Err(Error::InvalidArgument)
@@ -293,6 +300,19 @@ fn refused_course_steps_keep_the_factored_gradients() {
         assert_eq!(model.train_step(&x, &[1e6], 1e35), Err(Error::NonFinite));
         assert_eq!(flat(&model, true), g, "{name}: gradients changed");
         assert_eq!(flat(&model, false), p, "{name}: parameters changed");
+        if kernels.train_course.is_some() {
+            // The course kernel keeps its forward in registers: the kept forward
+            // survived, and backward from it is the reference's.
+            let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+            reference.set_params(&p).unwrap();
+            reference.forward(&xf, None).unwrap();
+            let (loss, want) = (model.backward(&[0.4]), reference.backward(&[0.4]));
+            check(name, &[loss.unwrap()], &[want.unwrap()], 20);
+            check(name, &flat(&model, true), &flat(&reference, true), 20);
+        } else {
+            // The layer kernels overwrote it (documented on `Model::train_step`).
+            assert_eq!(model.kept_rows(), None, "{name}");
+        }
         // A batch step replaces the factored gradients (a target far from the
         // prediction, so that the error has no cancellation).
         let xb = [x, x].concat();
@@ -301,6 +321,35 @@ fn refused_course_steps_keep_the_factored_gradients() {
         reference.set_params(&p).unwrap();
         reference.train_step(&xb, &[-3.0, -3.0], 0.0).unwrap();
         check(name, &flat(&model, true), &flat(&reference, true), 20);
+    }
+}
+
+#[test]
+fn a_non_finite_input_is_refused_where_no_unit_is_active() {
+    // Every hidden unit dead (zero weights, negative bias) and a zero step: the course
+    // kernel still refuses a NaN or infinite input, through `inf * 0`.
+    for (name, kernels) in tables() {
+        let cfg = Config::new(4, &[7], 1).max_batch(1).seed(1);
+        let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+        let mut p = vec![0.0; model.param_count()];
+        p[28..35].fill(-1.0);
+        model.set_params(&p).unwrap();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in 0..4 {
+                let mut x = [0.5; 4];
+                x[at] = bad;
+                for lr in [0.0, 0.1] {
+                    assert_eq!(
+                        model.train_step(&x, &[0.0], lr),
+                        Err(Error::NonFinite),
+                        "{name}: x[{at}] = {bad}, rate {lr}"
+                    );
+                }
+                assert_eq!(model.forward(&x, None), Err(Error::NonFinite));
+            }
+        }
+        assert_eq!(flat(&model, false), p, "{name}: parameters changed");
+        assert_eq!(model.kept_rows(), None, "{name}: a refused input was kept");
     }
 }
 
