@@ -165,6 +165,6 @@ super::generic::simd_kernel_set! {
     dense: (6, 2),
     weight_grad: (6, 2),
     input_grad: (2, 3),
-        row: 4,
+    row: 4,
     panel_vectors: 2,
 }

@@ -105,6 +105,6 @@ super::generic::simd_kernel_set! {
     dense: (8, 2),
     weight_grad: (8, 2),
     input_grad: (4, 4),
-        row: 2,
+    row: 2,
     panel_vectors: 1,
 }

@@ -105,6 +105,6 @@ super::generic::simd_kernel_set! {
     dense: (6, 4),
     weight_grad: (6, 4),
     input_grad: (2, 3),
-        row: 8,
+    row: 8,
     panel_vectors: 4,
 }
