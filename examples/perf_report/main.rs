@@ -123,13 +123,27 @@ const PEAK_ROUNDS: usize = 8;
 /// Iterations of the peak loop per timed call (a few microseconds).
 const PEAK_ITERS: u64 = 1 << 12;
 
+/// A timed item: `f(k)` makes `k` back-to-back calls of the code under test, so that
+/// the batch loop is compiled with that code (no indirect call per timed call, which
+/// would weigh on a call of a few tens of ns).
+type Calls<'a> = dyn FnMut(usize) + 'a;
+
+/// `f` as a `Calls` item.
+fn calls(mut f: impl FnMut()) -> impl FnMut(usize) {
+    move |k| {
+        for _ in 0..k {
+            f();
+        }
+    }
+}
+
 /// Warm `f` up; returns the calls per batch that make a batch last `budget.batch`,
 /// and the seconds such a batch takes.
-fn warm_up(budget: &Budget, f: &mut dyn FnMut()) -> (usize, f64) {
+fn warm_up(budget: &Budget, f: &mut Calls) -> (usize, f64) {
     let start = Instant::now();
     let mut calls = 0u32;
     while calls < 2 || start.elapsed() < budget.warm {
-        f();
+        f(1);
         calls += 1;
     }
     let per_call = start.elapsed().as_secs_f64() / f64::from(calls);
@@ -143,7 +157,7 @@ fn warm_up(budget: &Budget, f: &mut dyn FnMut()) -> (usize, f64) {
 /// item's data back into the caches the other items used: the timed calls are in
 /// the steady state of a training loop, not cold. Returns, per item, the mean ns per
 /// call of its batch in each round.
-fn rounds(budget: &Budget, clock: &Clock, items: &mut [&mut dyn FnMut()]) -> Vec<Vec<f64>> {
+fn rounds(budget: &Budget, clock: &Clock, items: &mut [&mut Calls]) -> Vec<Vec<f64>> {
     let sizes: Vec<(usize, f64)> = items.iter_mut().map(|f| warm_up(budget, *f)).collect();
     // Counting the batches' timed calls only: the untimed ones add at most one call each.
     let round_secs: f64 = sizes.iter().map(|s| s.1).sum();
@@ -153,11 +167,9 @@ fn rounds(budget: &Budget, clock: &Clock, items: &mut [&mut dyn FnMut()]) -> Vec
     for _ in 0..rounds {
         for (i, f) in items.iter_mut().enumerate() {
             let per_batch = sizes[i].0;
-            f();
+            f(1);
             let t = clock.now();
-            for _ in 0..per_batch {
-                f();
-            }
+            f(per_batch);
             ns[i].push((clock.now() - t) / per_batch as f64);
         }
     }
@@ -177,8 +189,8 @@ fn median(v: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 /// Median over batches of the mean ns per call of `f` (one item in rounds).
-fn median_ns(budget: &Budget, clock: &Clock, mut f: impl FnMut()) -> f64 {
-    median(rounds(budget, clock, &mut [&mut f]).remove(0))
+fn median_ns(budget: &Budget, clock: &Clock, f: &mut Calls) -> f64 {
+    median(rounds(budget, clock, &mut [f]).remove(0))
 }
 
 /// What one shape's rounds measured for one kernel set (or the baseline): ns per
@@ -477,36 +489,33 @@ fn main() {
                 shape.forward_flops()
             };
             let ns = {
-                let mut items: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+                let mut items: Vec<Box<Calls>> = Vec::new();
                 if is_train {
                     let base = &mut base;
-                    items.push(Box::new(|| {
+                    items.push(Box::new(calls(|| {
                         black_box(base.train_step(black_box(&x), black_box(&y), LR));
-                    }));
+                    })));
                     for model in models.iter_mut() {
-                        items.push(Box::new(|| {
+                        items.push(Box::new(calls(|| {
                             black_box(model.train_step(black_box(&x), black_box(&y), LR).unwrap());
-                        }));
+                        })));
                     }
                 } else {
                     let base = &mut base;
-                    items.push(Box::new(|| {
+                    items.push(Box::new(calls(|| {
                         black_box(base.forward(black_box(&x)));
-                    }));
+                    })));
                     for (model, out) in models.iter_mut().zip(outs.iter_mut()) {
-                        items.push(Box::new(|| {
+                        items.push(Box::new(calls(|| {
                             model.forward(black_box(&x), Some(out)).unwrap();
                             black_box(&*out);
-                        }));
+                        })));
                     }
                 }
                 for (_, l) in &loops {
-                    items.push(Box::new(move || l.run(black_box(PEAK_ITERS))));
+                    items.push(Box::new(calls(move || l.run(black_box(PEAK_ITERS)))));
                 }
-                let mut refs: Vec<&mut dyn FnMut()> = items
-                    .iter_mut()
-                    .map(|b| &mut **b as &mut dyn FnMut())
-                    .collect();
+                let mut refs: Vec<&mut Calls> = items.iter_mut().map(|b| &mut **b).collect();
                 rounds(budget, &clock, &mut refs)
             };
             let (base_ns, rest) = ns.split_first().unwrap();

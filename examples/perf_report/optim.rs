@@ -6,6 +6,7 @@ use std::hint::black_box;
 use flowmlp::{Isa, Optimizer};
 
 use crate::common::{LR, SHAPES};
+use crate::{calls, Calls};
 
 /// The shape of the section (`64-256-1 n=256`).
 const SHAPE: &str = "medium";
@@ -17,8 +18,8 @@ const OPTIMIZERS: [(&str, Optimizer); 3] = [
 ];
 
 /// The section in Markdown, timing each call with `time` (the median ns per call of
-/// the closure it is given).
-pub fn section(sets: &[Isa], time: &mut dyn FnMut(&mut dyn FnMut()) -> f64) -> String {
+/// the item it is given, which makes that many back-to-back calls).
+pub fn section(sets: &[Isa], time: &mut dyn FnMut(&mut Calls) -> f64) -> String {
     let shape = SHAPES
         .iter()
         .find(|s| s.name == SHAPE)
@@ -28,17 +29,17 @@ pub fn section(sets: &[Isa], time: &mut dyn FnMut(&mut dyn FnMut()) -> f64) -> S
     for &isa in sets {
         // The reference: plain SGD's train_step, the update fused into the backward pass.
         let mut model = shape.model(isa);
-        let sgd_train = time(&mut || {
+        let sgd_train = time(&mut calls(|| {
             black_box(model.train_step(black_box(&x), black_box(&y), LR).unwrap());
-        });
+        }));
         for (name, opt) in OPTIMIZERS {
             let mut model = shape.model(isa);
             model.set_optimizer(opt).unwrap();
-            let train = time(&mut || {
+            let train = time(&mut calls(|| {
                 black_box(model.train_step(black_box(&x), black_box(&y), LR).unwrap());
-            });
+            }));
             // step alone, from the gradients of the last train step (every call reuses them).
-            let step = time(&mut || model.step(black_box(LR)).unwrap());
+            let step = time(&mut calls(|| model.step(black_box(LR)).unwrap()));
             rows += &format!(
                 "| {} | {name} | {:.0} | {:.0} | {:.1} % | {:.1} % |\n",
                 isa.name(),
