@@ -96,6 +96,61 @@ impl Simd for Neon {
     fn hsum(self, a: float32x4_t) -> f32 {
         unsafe { vaddvq_f32(a) }
     }
+    #[inline(always)]
+    unsafe fn transpose16(self, src: *const f32, dst: *mut f32) {
+        // Sixteen 4 x 4 transposes: block (i, j) of dst is block (j, i) of src transposed.
+        for bi in 0..4 {
+            for bj in 0..4 {
+                // SAFETY: every row read or written lies in the caller's 16 x 16 blocks.
+                unsafe {
+                    let s0 = src.add(bj * 4 * 16 + bi * 4);
+                    let r: [float32x4_t; 4] = core::array::from_fn(|i| vld1q_f32(s0.add(i * 16)));
+                    let o = transpose4(r);
+                    let d0 = dst.add(bi * 4 * 16 + bj * 4);
+                    for (i, v) in o.iter().enumerate() {
+                        vst1q_f32(d0.add(i * 16), *v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transpose 4 rows of 4 floats: `trn` of 32-bit pairs, then of 64-bit halves.
+#[inline(always)]
+fn transpose4(r: [float32x4_t; 4]) -> [float32x4_t; 4] {
+    // SAFETY: only called from `transpose16`, inside NEON entry points.
+    unsafe {
+        let t0 = vtrn1q_f32(r[0], r[1]);
+        let t1 = vtrn2q_f32(r[0], r[1]);
+        let t2 = vtrn1q_f32(r[2], r[3]);
+        let t3 = vtrn2q_f32(r[2], r[3]);
+        [lo64(t0, t2), lo64(t1, t3), hi64(t0, t2), hi64(t1, t3)]
+    }
+}
+
+/// The low 64-bit halves of `a` and `b`, in that order.
+#[inline(always)]
+fn lo64(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    // SAFETY: as `transpose4`.
+    unsafe {
+        vreinterpretq_f32_f64(vtrn1q_f64(
+            vreinterpretq_f64_f32(a),
+            vreinterpretq_f64_f32(b),
+        ))
+    }
+}
+
+/// The high 64-bit halves of `a` and `b`, in that order.
+#[inline(always)]
+fn hi64(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+    // SAFETY: as `transpose4`.
+    unsafe {
+        vreinterpretq_f32_f64(vtrn2q_f64(
+            vreinterpretq_f64_f32(a),
+            vreinterpretq_f64_f32(b),
+        ))
+    }
 }
 
 super::generic::simd_kernel_set! {

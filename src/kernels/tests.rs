@@ -381,3 +381,48 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
         }
     }
 }
+
+/// `transpose16` of every set this CPU runs (and the emulated default) against the
+/// definition `dst[r][c] = src[c][r]`.
+#[test]
+fn transpose16_transposes_every_block() {
+    use super::simd::Simd;
+    fn check(what: &str, run: impl Fn(*const f32, *mut f32)) {
+        let src: Vec<f32> = (0..256).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let mut dst = vec![f32::NAN; 256];
+        run(src.as_ptr(), dst.as_mut_ptr());
+        for r in 0..16 {
+            for c in 0..16 {
+                assert_eq!(dst[r * 16 + c], src[c * 16 + r], "{what}: [{r}][{c}]");
+            }
+        }
+    }
+    // SAFETY (every call): 256 floats at each pointer; tokens made after detection.
+    check("emulated", |s, d| unsafe {
+        Emu::<8>::assume().transpose16(s, d)
+    });
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::detected() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn t(s: *const f32, d: *mut f32) {
+            unsafe { super::avx2::Avx2::assume().transpose16(s, d) }
+        }
+        check("avx2", |s, d| unsafe { t(s, d) });
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::detected() {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn t(s: *const f32, d: *mut f32) {
+            unsafe { super::avx512::Avx512::assume().transpose16(s, d) }
+        }
+        check("avx512", |s, d| unsafe { t(s, d) });
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::neon::detected() {
+        #[target_feature(enable = "neon")]
+        unsafe fn t(s: *const f32, d: *mut f32) {
+            unsafe { super::neon::Neon::assume().transpose16(s, d) }
+        }
+        check("neon", |s, d| unsafe { t(s, d) });
+    }
+}
