@@ -360,8 +360,12 @@ impl Model {
     /// Predict `n = x.len() / d` rows and keep the activations for `backward`.
     /// `y_out`, when given, receives the `n x m` predictions.
     pub fn forward(&mut self, x: &[f32], y_out: Option<&mut [f32]>) -> Result<(), Error> {
-        let n = self.rows_of(x.len())?;
         let s = self.st();
+        // One row, the embedded loop's case: one row-kernel call.
+        if let (true, Some(row)) = (x.len() == s.plan.inputs, s.row_forward) {
+            return self.forward_one(row, x, y_out);
+        }
+        let n = self.rows_of(x.len())?;
         let m = s.plan.outputs;
         if y_out.as_ref().is_some_and(|y| y.len() != n * m) {
             return Err(Error::InvalidArgument);
@@ -370,37 +374,60 @@ impl Model {
         // intact if x is refused.
         let spare = 1 - s.x;
         let xbuf = s.ptr(s.plan.x[spare]);
-        if let (1, Some(row)) = (n, s.row_forward) {
-            let ctx = RowCtx {
-                plan: &s.plan,
-                base: s.base,
-                params: self.params_ptr(),
-                x: x.as_ptr(),
-                keep: xbuf,
-            };
-            // SAFETY: the arena is live; x holds one row, and the spare x section as
-            // much, apart from the caller's slice.
-            if !unsafe { row(&ctx) } {
-                return Err(Error::NonFinite);
-            }
-        } else {
-            // SAFETY: the spare x section holds max_batch * d >= x.len() floats and does
-            // not overlap the caller's slice.
-            if !unsafe { (s.kernels.copy_finite)(x.as_ptr(), xbuf, x.len()) } {
-                return Err(Error::NonFinite);
-            }
-            // SAFETY: x has been copied into the arena; n <= max_batch.
-            unsafe { self.run_forward(xbuf, n) };
+        // SAFETY: the spare x section holds max_batch * d >= x.len() floats and does not
+        // overlap the caller's slice.
+        if !unsafe { (s.kernels.copy_finite)(x.as_ptr(), xbuf, x.len()) } {
+            return Err(Error::NonFinite);
         }
+        // SAFETY: x has been copied into the arena; n <= max_batch.
+        unsafe { self.run_forward(xbuf, n) };
         let st = self.st_mut();
         st.x = spare;
         st.fwd_n = n;
         if let Some(y) = y_out {
             let s = self.st();
             // SAFETY: yhat holds n * m values just written.
-            let yhat = unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), n * m) };
+            y.copy_from_slice(unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), n * m) });
+        }
+        Ok(())
+    }
+
+    /// `forward` of one row (`x.len() == d`) through the ISA's row kernel, which also
+    /// copies x into the spare input buffer, checking it first.
+    #[inline]
+    fn forward_one(
+        &mut self,
+        row: ForwardRowFn,
+        x: &[f32],
+        y_out: Option<&mut [f32]>,
+    ) -> Result<(), Error> {
+        let s = self.st();
+        let m = s.plan.outputs;
+        if y_out.as_ref().is_some_and(|y| y.len() != m) {
+            return Err(Error::InvalidArgument);
+        }
+        let spare = 1 - s.x;
+        let ctx = RowCtx {
+            plan: &s.plan,
+            base: s.base,
+            params: self.params_ptr(),
+            x: x.as_ptr(),
+            keep: s.ptr(s.plan.x[spare]),
+        };
+        // SAFETY: the arena is live; x holds one row, and the spare x section as much,
+        // apart from the caller's slice.
+        if !unsafe { row(&ctx) } {
+            return Err(Error::NonFinite);
+        }
+        let st = self.st_mut();
+        st.x = spare;
+        st.fwd_n = 1;
+        if let Some(y) = y_out {
+            let s = self.st();
+            // SAFETY: yhat holds the m predictions just written.
+            let yhat = unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), m) };
             if let ([one], [v]) = (&mut *y, yhat) {
-                // One prediction, the embedded loop's case: no memcpy call.
+                // One prediction: no memcpy call.
                 *one = *v;
             } else {
                 y.copy_from_slice(yhat);
