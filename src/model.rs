@@ -365,7 +365,15 @@ impl Model {
         if let (true, Some(row)) = (x.len() == s.plan.inputs, s.row_forward) {
             return self.forward_one(row, x, y_out);
         }
+        self.forward_batch(x, y_out)
+    }
+
+    /// `forward` past the one-row kernel; apart, so that the embedded loop's call does
+    /// not pay for this path's registers.
+    #[inline(never)]
+    fn forward_batch(&mut self, x: &[f32], y_out: Option<&mut [f32]>) -> Result<(), Error> {
         let n = self.rows_of(x.len())?;
+        let s = self.st();
         let m = s.plan.outputs;
         if y_out.as_ref().is_some_and(|y| y.len() != n * m) {
             return Err(Error::InvalidArgument);
@@ -708,16 +716,28 @@ impl Model {
     /// (a non-finite loss or a refused update) the kept forward is gone, except after
     /// the course's one-row kernel, which does not touch it.
     pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
+        let s = self.st();
+        // One row of the course's network (one output) with plain SGD, the embedded
+        // loop's case: one kernel call, which checks x and y itself.
+        if let (true, Some(course)) = (x.len() == s.plan.inputs, s.course_train) {
+            if y.len() != 1 {
+                return Err(Error::InvalidArgument);
+            }
+            check_lr(learning_rate)?;
+            return self.train_course(course, x, y, learning_rate);
+        }
+        self.train_batch(x, y, learning_rate)
+    }
+
+    /// `train_step` past the course's one-row kernel; apart, so that the embedded
+    /// loop's call does not pay for this path's registers.
+    #[inline(never)]
+    fn train_batch(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
         let n = self.rows_of(x.len())?;
         if y.len() != n * self.st().plan.outputs {
             return Err(Error::InvalidArgument);
         }
         check_lr(learning_rate)?;
-        // One row of the course's network with plain SGD, the embedded loop's case:
-        // one kernel call, which checks x and y itself.
-        if let (1, Some(course)) = (n, self.st().course_train) {
-            return self.train_course(course, x, y, learning_rate);
-        }
         if !self.all_finite(x) || !self.all_finite(y) {
             return Err(Error::NonFinite);
         }
