@@ -83,6 +83,28 @@ impl State {
         self.course_train = course.filter(|_| self.fusable);
     }
 
+    /// The fused SGD step: the update of each gradient goes from the current into the
+    /// spare parameters, at offsets from the spare gradient buffer (see `Fused`).
+    fn fused(&self, lr: f32) -> Fused {
+        let gbuf = self.plan.grads[1 - self.grads] as isize;
+        // Sections are 64-byte aligned: the byte difference divides exactly.
+        let off = |buf: usize| (buf as isize - gbuf) >> 2;
+        Fused {
+            lr,
+            cur: off(self.plan.params[self.params]),
+            next: off(self.plan.params[1 - self.params]),
+        }
+    }
+
+    /// A fused SGD step succeeded: its gradients and parameters, written to the spare
+    /// buffers, become current; `lazy` when the gradients are kept as factors.
+    fn commit_fused(&mut self, lazy: bool) {
+        self.grads = 1 - self.grads;
+        self.params = 1 - self.params;
+        self.steps += 1;
+        self.lazy = lazy;
+    }
+
     /// Pointer to the f32 section at byte offset `off`.
     fn ptr(&self, off: usize) -> *mut f32 {
         // SAFETY: every offset in the plan lies inside the arena.
@@ -768,11 +790,7 @@ impl Model {
             self.run_backward(x.as_ptr(), n, y.as_ptr(), Some(learning_rate))?
         };
         // Every new value was finite: make the new gradients and parameters current.
-        let s = self.st_mut();
-        s.grads = 1 - s.grads;
-        s.params = 1 - s.params;
-        s.steps += 1;
-        s.lazy = false;
+        self.st_mut().commit_fused(false);
         Ok(loss)
     }
 
@@ -781,10 +799,6 @@ impl Model {
     fn train_row(&mut self, row: TrainRowFn, x: &[f32], y: &[f32], lr: f32) -> Result<f32, Error> {
         let s = self.st();
         let plan = &s.plan;
-        let spare = 1 - s.grads;
-        let gbuf = plan.grads[spare];
-        // Sections are 64-byte aligned: the byte difference divides exactly.
-        let off = |buf: usize| (buf as isize - gbuf as isize) >> 2;
         let ctx = RowCtx {
             plan,
             base: s.base,
@@ -794,23 +808,15 @@ impl Model {
         };
         let train = RowTrain {
             y: y.as_ptr(),
-            grads: s.ptr(gbuf),
-            fused: Some(Fused {
-                lr,
-                cur: off(plan.params[s.params]),
-                next: off(plan.params[1 - s.params]),
-            }),
+            grads: s.ptr(plan.grads[1 - s.grads]),
+            fused: Some(s.fused(lr)),
         };
         // SAFETY: the arena is live, x holds one row and y its m targets (checked).
         let (loss, ok) = unsafe { row(&ctx, &train) };
         if !ok {
             return Err(Error::NonFinite);
         }
-        let s = self.st_mut();
-        s.grads = 1 - s.grads;
-        s.params = 1 - s.params;
-        s.steps += 1;
-        s.lazy = false;
+        self.st_mut().commit_fused(false);
         Ok(loss)
     }
 
@@ -842,10 +848,7 @@ impl Model {
             return Err(Error::NonFinite);
         }
         let s = self.st_mut();
-        s.grads = 1 - s.grads;
-        s.params = 1 - s.params;
-        s.steps += 1;
-        s.lazy = true;
+        s.commit_fused(true);
         // The kept activations belong to the old parameters.
         s.fwd_n = 0;
         Ok(loss)
@@ -1031,13 +1034,7 @@ impl Model {
         let gbuf = plan.grads[1 - s.grads];
         let (p, g) = (self.params_ptr(), s.ptr(gbuf));
         // With `sgd`, the update goes into the spare parameters as gradients are made.
-        // Sections are 64-byte aligned: the byte difference divides exactly.
-        let off = |buf: usize| (buf as isize - gbuf as isize) >> 2;
-        let fused = sgd.map(|lr| Fused {
-            lr,
-            cur: off(plan.params[s.params]),
-            next: off(plan.params[1 - s.params]),
-        });
+        let fused = sgd.map(|lr| s.fused(lr));
         let mut ok = true;
         let nh = plan.n_hidden;
         let m = plan.outputs;

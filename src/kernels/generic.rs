@@ -59,6 +59,14 @@ pub(crate) unsafe fn put_grad<S: Simd>(
     }
 }
 
+/// Offsets of a tile's `V` vectors in a layer's panel layout with `k` inputs: vector
+/// `v` is vector `v % NV1` of the tile's panel `v / NV1`, and whole panels are
+/// `k * PANEL` floats apart.
+#[inline(always)]
+pub(crate) fn vector_offsets<S: Simd, const V: usize, const NV1: usize>(k: usize) -> [usize; V] {
+    core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES)
+}
+
 /// Bytes of weights a chunk of panels may take, so that it stays in L1 while every
 /// block of rows streams past it.
 const CHUNK_BYTES: usize = 24 * 1024;
@@ -230,9 +238,7 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
             }
         }
         let rows: [*const f32; R] = core::array::from_fn(|r| a.a.add((i0 + r) * a.lda));
-        // Offsets of the NV vectors: whole panels are k * PANEL apart.
-        let voff: [usize; NV] =
-            core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+        let voff = vector_offsets::<S, NV, NV1>(k);
         let mut wk = w;
         for kk in 0..k {
             let wv: [S::V; NV] = core::array::from_fn(|v| s.load(wk.add(voff[v])));

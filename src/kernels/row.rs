@@ -150,7 +150,7 @@ unsafe fn row_tile<S: Simd, const NV: usize, const NV1: usize>(
     head: *const f32,
     hacc: &mut S::V,
 ) {
-    let voff: [usize; NV] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+    let voff = generic::vector_offsets::<S, NV, NV1>(k);
     // SAFETY (whole body): panels q.. exist, kk < k, and the head row has the
     // layer's padded width.
     unsafe {
@@ -326,7 +326,7 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
     fused: Option<Fused>,
     bad: &mut S::V,
 ) {
-    let voff: [usize; NV] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+    let voff = generic::vector_offsets::<S, NV, NV1>(k);
     // SAFETY (whole body): panels q.. exist and kk < k.
     unsafe {
         let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(q * PANEL + v * S::LANES)));
@@ -428,7 +428,7 @@ unsafe fn course_hidden<S: Simd, const V: usize, const NV1: usize>(
     w: *const f32,
     b: *const f32,
 ) -> [S::V; V] {
-    let voff: [usize; V] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+    let voff = generic::vector_offsets::<S, V, NV1>(k);
     // SAFETY (whole body): kk < k and every vector lies in the layer's panels.
     unsafe {
         let mut even: [S::V; V] = core::array::from_fn(|v| s.load(b.add(v * S::LANES)));
@@ -508,7 +508,7 @@ unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
     let (lp, out) = (&plan.layers[0], &plan.layers[1]);
     let k = lp.inputs;
     let (cur, next, x) = (t.cur, t.next, t.x);
-    let voff: [usize; V] = core::array::from_fn(|v| (v / NV1) * k * PANEL + (v % NV1) * S::LANES);
+    let voff = generic::vector_offsets::<S, V, NV1>(k);
     let (fh, fdz, fdy) = plan.factor_offsets();
     // SAFETY (whole body): offsets from the plan, within the parameter buffers and the
     // factor section; x holds k floats and y one.
