@@ -8,10 +8,19 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
-    // The shared library's SONAME, so that programs linked against it record
-    // libflowmlp.so.0 (scripts/install.sh installs the usual symlinks).
+    // The shared library's SONAME, recorded by the programs linked against it
+    // (scripts/install.sh installs the usual symlinks). It names the versions that
+    // keep the ABI: the major version from 1.0 on, and major.minor before (0.1.x and
+    // 0.2.x may differ, as Cargo's own compatibility rules say).
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libflowmlp.so.0");
+        let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets it");
+        let minor = std::env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets it");
+        let abi = if major == "0" {
+            format!("0.{minor}")
+        } else {
+            major
+        };
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libflowmlp.so.{abi}");
     }
     let root =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -289,9 +289,9 @@ static void test_checkpoint_errors(void) {
     /* Loading: NULLs and bad arguments; *out_model never written. */
     EXPECT(flowmlp_load(NULL, len, 2, 0, &out), FLOWMLP_ERROR_NULL_POINTER);
     EXPECT(flowmlp_load(bytes, len, 2, 0, NULL), FLOWMLP_ERROR_NULL_POINTER);
-    EXPECT(flowmlp_load(bytes, len, 0, 0, &out), FLOWMLP_ERROR_INVALID_ARGUMENT);
-    EXPECT(flowmlp_load(bytes, len, 2, 5, &out), FLOWMLP_ERROR_INVALID_ARGUMENT);
-    EXPECT(flowmlp_load(bytes, len, 2, UINT32_MAX, &out), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    EXPECT(flowmlp_load(bytes, len, 0, 0, &out), FLOWMLP_ERROR_INVALID_CONFIG);
+    EXPECT(flowmlp_load(bytes, len, 2, 5, &out), FLOWMLP_ERROR_INVALID_CONFIG);
+    EXPECT(flowmlp_load(bytes, len, 2, UINT32_MAX, &out), FLOWMLP_ERROR_INVALID_CONFIG);
     CHECK(out == SENTINEL);
 
     /* Every truncation and every single bit flip: BAD_CHECKPOINT. */
@@ -357,8 +357,8 @@ static void test_checkpoint_files(void) {
     EXPECT_REFUSED(m, flowmlp_save_file(m, ""), FLOWMLP_ERROR_IO);
     EXPECT(flowmlp_load_file(NULL, 1, 0, &out), FLOWMLP_ERROR_NULL_POINTER);
     EXPECT(flowmlp_load_file(path, 1, 0, NULL), FLOWMLP_ERROR_NULL_POINTER);
-    EXPECT(flowmlp_load_file(path, 0, 0, &out), FLOWMLP_ERROR_INVALID_ARGUMENT);
-    EXPECT(flowmlp_load_file(path, 1, 77, &out), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    EXPECT(flowmlp_load_file(path, 0, 0, &out), FLOWMLP_ERROR_INVALID_CONFIG);
+    EXPECT(flowmlp_load_file(path, 1, 77, &out), FLOWMLP_ERROR_INVALID_CONFIG);
     EXPECT(flowmlp_load_file("no-such-file.ckpt", 1, 0, &out), FLOWMLP_ERROR_IO);
     EXPECT(flowmlp_load_file(".", 1, 0, &out), FLOWMLP_ERROR_IO);
     /* A truncated file. */

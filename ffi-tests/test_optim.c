@@ -336,6 +336,53 @@ static void test_predict_class(void) {
     flowmlp_destroy(m);
 }
 
+/* flowmlp_classify: predict_class's classes from a const model, any number of rows,
+ * the outputs in the caller's workspace (one row a pass, unaligned); refusals write
+ * no class. */
+static void test_classify(void) {
+    enum { PD = 3, PM = 7, PB = 4, N = 11 };
+    flowmlp_config c = make_config(PD, 2, PM, PB, 31, FLOWMLP_LOSS_CROSS_ENTROPY);
+    flowmlp_model *m = create_or_die(&c);
+    const flowmlp_model *cm = m;
+    float x[N * PD];
+    uint32_t want[N], got[N + 1];
+    size_t ws_len = flowmlp_predict_workspace_size(cm, 1), i, done;
+    unsigned char *ws = (unsigned char *)malloc(ws_len + 1);
+    int same = 1;
+    if (!ws) {
+        CHECK(ws != NULL);
+        flowmlp_destroy(m);
+        return;
+    }
+    fill_uniform(x, N * PD);
+    for (done = 0; done < N; done += PB) {
+        size_t rows = N - done < PB ? N - done : PB;
+        EXPECT(flowmlp_predict_class(m, x + done * PD, rows, want + done), FLOWMLP_OK);
+    }
+    for (i = 0; i <= N; ++i) got[i] = 0xDEADBEEFu;
+    EXPECT(flowmlp_classify(cm, x, N, got, ws + 1, ws_len), FLOWMLP_OK);
+    for (i = 0; i < N; ++i) same &= got[i] == want[i];
+    CHECK(same);
+    CHECK(got[N] == 0xDEADBEEFu); /* nothing past n */
+
+    for (i = 0; i <= N; ++i) got[i] = 0xDEADBEEFu;
+    EXPECT(flowmlp_classify(NULL, x, 1, got, ws, ws_len), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT(flowmlp_classify(cm, NULL, 1, got, ws, ws_len), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT(flowmlp_classify(cm, x, 1, NULL, ws, ws_len), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT(flowmlp_classify(cm, x, 1, got, NULL, ws_len), FLOWMLP_ERROR_NULL_POINTER);
+    EXPECT(flowmlp_classify(cm, x, 0, got, ws, ws_len), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    EXPECT(flowmlp_classify(cm, x, 1, got, ws, ws_len - 1), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    x[N * PD - 1] = (float)NAN;
+    EXPECT(flowmlp_classify(cm, x, N, got, ws, ws_len), FLOWMLP_ERROR_NON_FINITE);
+    {
+        int untouched = 1;
+        for (i = 0; i <= N; ++i) untouched &= got[i] == 0xDEADBEEFu;
+        CHECK(untouched);
+    }
+    free(ws);
+    flowmlp_destroy(m);
+}
+
 /* Three Gaussian-ish blobs in the plane, learned with cross-entropy and Adam. */
 static void test_classifier(void) {
     enum { CN = 96, CK = 3 };
@@ -373,6 +420,7 @@ int main(void) {
     test_invalid_optimizers();
     test_loss_field();
     test_predict_class();
+    test_classify();
     test_classifier();
     return CTEST_SUMMARY();
 }

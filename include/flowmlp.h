@@ -347,7 +347,8 @@ enum flowmlp_status flowmlp_save(const struct flowmlp_model *model,
 // `flowmlp_create`.
 //
 // Errors: NULL `buf` or `out_model`; `max_batch` 0 or an unknown `isa` value
-// (INVALID_ARGUMENT); truncated, corrupted (CRC-32), another format version, an
+// (INVALID_CONFIG, as in `flowmlp_create`: they become the loaded model's config);
+// truncated, corrupted (CRC-32), another format version, an
 // impossible topology or loss, non-finite parameters, an unknown optimizer,
 // hyperparameters out of range or non-finite optimizer state (BAD_CHECKPOINT, found
 // before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
@@ -445,6 +446,26 @@ enum flowmlp_status flowmlp_predict(const struct flowmlp_model *model,
                                     float *y_out,
                                     void *workspace,
                                     size_t workspace_len);
+
+// The read-only form of `flowmlp_predict_class`: `flowmlp_predict` on `n` rows of
+// `x` (any `n` >= 1), then the index of the largest of each row's m outputs into
+// `classes_out` (`n` entries; ties go to the lowest index). The outputs stay in the
+// caller's `workspace` (of `flowmlp_predict_workspace_size` bytes, which counts them),
+// so threads may classify with one model at once exactly as they may predict.
+// Allocates nothing and keeps no forward.
+//
+// Errors: as `flowmlp_predict`, plus NULL `classes_out`; on an error `classes_out` is
+// not written.
+//
+// # Safety
+// Every pointer is NULL or valid for the sizes stated; `workspace` is not used by
+// anyone else during the call.
+enum flowmlp_status flowmlp_classify(const struct flowmlp_model *model,
+                                     const float *x,
+                                     size_t n,
+                                     uint32_t *classes_out,
+                                     void *workspace,
+                                     size_t workspace_len);
 
 // Write `model`'s flow graph in Graphviz DOT into `buf[0..cap]`, as a NUL-terminated
 // ASCII string (render it with `dot -Tsvg`): the input X; per hidden layer l the

@@ -393,6 +393,21 @@ public:
         if (classes_out.size() != n) return FLOWMLP_ERROR_INVALID_ARGUMENT;
         return try_predict_class(x.data(), n, classes_out.data());
     }
+    // Read-only classes (predict, then the largest output of each row), with the
+    // outputs in the caller's workspace: safe from many threads, like try_predict.
+    [[nodiscard]] flowmlp_status try_classify(const float *x, std::size_t n,
+                                              uint32_t *classes_out, void *workspace,
+                                              std::size_t workspace_len) const noexcept {
+        return flowmlp_classify(m_, x, n, classes_out, workspace, workspace_len);
+    }
+    [[nodiscard]] flowmlp_status try_classify(span<const float> x, span<uint32_t> classes_out,
+                                              span<unsigned char> workspace) const noexcept {
+        std::size_t n = 0;
+        if (flowmlp_status s = rows_of(x, &n); s != FLOWMLP_OK) return s;
+        if (classes_out.size() != n) return FLOWMLP_ERROR_INVALID_ARGUMENT;
+        return flowmlp_classify(m_, x.data(), n, classes_out.data(), workspace.data(),
+                                workspace.size());
+    }
 
     /* Parameters and gradients (flat layout: W_1, b_1, ..., W_o, b_o) ------------------ */
 
@@ -506,6 +521,18 @@ public:
     }
     void predict_class(span<const float> x, span<uint32_t> classes_out) {
         detail::check(try_predict_class(x, classes_out), "flowmlp_predict_class");
+    }
+    void classify(span<const float> x, span<uint32_t> classes_out,
+                  span<unsigned char> workspace) const {
+        detail::check(try_classify(x, classes_out, workspace), "flowmlp_classify");
+    }
+    // Allocates the classes and a workspace for up to 256 rows per pass.
+    std::vector<uint32_t> classify(span<const float> x) const {
+        std::size_t rows = inputs() == 0 ? 1 : x.size() / inputs();
+        std::vector<uint32_t> classes(inputs() == 0 ? 0 : x.size() / inputs());
+        std::vector<unsigned char> ws(predict_workspace_size(rows < 256 ? rows : 256));
+        classify(x, classes, ws);
+        return classes;
     }
 
     void get_params(float *out, std::size_t len) const {

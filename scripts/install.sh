@@ -64,7 +64,12 @@ version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$root/Cargo.toml" | head -
     exit 1
 }
 major=${version%%.*}
-soname="libflowmlp.so.$major" # build.rs links the cdylib with this SONAME
+minor=${version#*.}
+minor=${minor%%.*}
+# build.rs links the cdylib with this SONAME: the versions that keep the ABI, major
+# from 1.0 on, major.minor before.
+if [ "$major" = 0 ]; then abi="0.$minor"; else abi=$major; fi
+soname="libflowmlp.so.$abi"
 
 if [ -n "${FLOWMLP_LIB_DIR:-}" ]; then
     built=$FLOWMLP_LIB_DIR

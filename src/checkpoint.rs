@@ -548,7 +548,8 @@ impl Model {
     /// are zero and there is no kept forward, as after [`Model::new`]. A version-1
     /// checkpoint gives mean squared error and fresh plain SGD.
     ///
-    /// Errors: `max_batch` 0 is `InvalidArgument`; anything wrong with the bytes
+    /// Errors: `max_batch` 0 is `InvalidConfig` (as in [`Model::new`]: it becomes the
+    /// model's `config().max_batch`); anything wrong with the bytes
     /// (truncated, corrupted, another format version, an impossible topology or loss,
     /// non-finite parameters, an unknown optimizer, hyperparameters out of range,
     /// non-finite optimizer state) is `BadCheckpoint`, found before anything is
@@ -556,7 +557,7 @@ impl Model {
     /// `max_batch` makes the arena overflow, `OutOfMemory`).
     pub fn load(bytes: &[u8], max_batch: usize, isa: Isa) -> Result<Model, Error> {
         if max_batch == 0 {
-            return Err(Error::InvalidArgument);
+            return Err(Error::InvalidConfig);
         }
         let ck = check(bytes)?;
         let config = ck.header.config.max_batch(max_batch).isa(isa);
@@ -604,7 +605,7 @@ impl Model {
     /// read.
     pub fn load_file(path: impl AsRef<Path>, max_batch: usize, isa: Isa) -> Result<Model, Error> {
         if max_batch == 0 {
-            return Err(Error::InvalidArgument);
+            return Err(Error::InvalidConfig);
         }
         let mut file = std::fs::File::open(path.as_ref()).map_err(|_| Error::Io)?;
         let mut head = [0u8; FIXED];

@@ -489,8 +489,9 @@ impl Model {
         Ok(loss)
     }
 
-    /// Bytes of workspace `predict` needs to process `rows` rows at a time (any `rows`,
-    /// also beyond `max_batch`; a smaller workspace processes fewer rows at a time).
+    /// Bytes of workspace `predict` and `classify` need to process `rows` rows at a time
+    /// (any `rows`, also beyond `max_batch`; a smaller workspace processes fewer rows
+    /// at a time).
     pub fn predict_workspace_size(&self, rows: usize) -> usize {
         let per_row = self.predict_row_bytes();
         rows.max(1)
@@ -498,12 +499,12 @@ impl Model {
             .saturating_add(PREDICT_SLACK)
     }
 
-    /// Bytes of workspace one row of `predict` takes: two activation rows of the widest
-    /// layer and the head's scratch.
+    /// Bytes of workspace one row takes: two activation rows of the widest layer, the
+    /// head's scratch, and the row's outputs (which `classify` keeps in the workspace).
     fn predict_row_bytes(&self) -> usize {
         let plan = &self.st().plan;
         let max_ld = plan.ld[..plan.n_hidden].iter().copied().max().unwrap_or(0);
-        (2 * max_ld + PANEL) * core::mem::size_of::<f32>()
+        (2 * max_ld + PANEL + plan.outputs) * core::mem::size_of::<f32>()
     }
 
     /// Inference that only reads the model: `n = x.len() / d` rows (any number, not
@@ -525,7 +526,19 @@ impl Model {
         if !self.all_finite(x) {
             return Err(Error::NonFinite);
         }
-        let chunk = chunk.min(n);
+        self.predict_passes(x, y_out, workspace, chunk.min(n));
+        Ok(())
+    }
+
+    /// `predict` on checked arguments, `chunk` rows a pass, where `workspace` holds at
+    /// least `PREDICT_SLACK - 4 + chunk * predict_row_bytes()` minus the outputs'
+    /// `chunk * m * 4` bytes (it needs 3 x 63 bytes of alignment and rounding).
+    fn predict_passes(&self, x: &[f32], y_out: &mut [f32], workspace: &mut [u8], chunk: usize) {
+        let plan = &self.st().plan;
+        let (d, m) = (plan.inputs, plan.outputs);
+        let n = x.len() / d;
+        let act_bytes = chunk * (self.predict_row_bytes() - m * 4);
+        assert!(workspace.len() >= PREDICT_SLACK - 4 + act_bytes);
         let max_ld = plan.ld[..plan.n_hidden].iter().copied().max().unwrap_or(0);
         // Carve two activation buffers and the head's scratch, 64-byte aligned.
         let base = workspace.as_mut_ptr();
@@ -557,11 +570,57 @@ impl Model {
             }
             i0 += rows;
         }
+    }
+
+    /// `predict`, then the index of the largest output of each row into `classes`
+    /// (`x.len() / d` entries; ties go to the lowest index): the class of a
+    /// cross-entropy model, reading the model only, so any number of threads may
+    /// classify with one model at once, each with its own workspace (of
+    /// `predict_workspace_size` bytes; the outputs of a pass stay in it). Errors as
+    /// `predict`, plus a `classes` of another length (`InvalidArgument`); on an error
+    /// `classes` is unchanged.
+    pub fn classify(
+        &self,
+        x: &[f32],
+        classes: &mut [u32],
+        workspace: &mut [u8],
+    ) -> Result<(), Error> {
+        let plan = &self.st().plan;
+        let (d, m) = (plan.inputs, plan.outputs);
+        if x.is_empty() || !x.len().is_multiple_of(d) || classes.len() != x.len() / d {
+            return Err(Error::InvalidArgument);
+        }
+        let chunk = workspace.len().saturating_sub(PREDICT_SLACK) / self.predict_row_bytes();
+        if chunk == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        // Every row is checked before any class is written.
+        if !self.all_finite(x) {
+            return Err(Error::NonFinite);
+        }
+        let chunk = chunk.min(classes.len());
+        // A pass's outputs at the end of the workspace (4-byte aligned), the
+        // activations before them: `predict_row_bytes` counts both, and the three
+        // bytes of alignment come out of PREDICT_SLACK, which is 64 bytes more than
+        // the activations' own alignment and rounding need.
+        let out_bytes = chunk * m * 4;
+        let end = workspace.as_ptr() as usize + workspace.len();
+        let split = workspace.len() - out_bytes - (end - out_bytes) % 4;
+        let (acts, outputs) = workspace.split_at_mut(split);
+        // SAFETY: every bit pattern is a valid f32; `outputs` starts 4-byte aligned and
+        // holds at least `out_bytes`, so the middle part is `chunk * m` floats or more.
+        let (_, outputs, _) = unsafe { outputs.align_to_mut::<f32>() };
+        for (xs, cs) in x.chunks(chunk * d).zip(classes.chunks_mut(chunk)) {
+            let y = &mut outputs[..cs.len() * m];
+            self.predict_passes(xs, y, acts, chunk);
+            argmax_rows(y, m, cs);
+        }
         Ok(())
     }
 
     /// `forward`, then the index of the largest output of each row into `classes`
     /// (`n` entries; ties go to the lowest index): the class for cross-entropy models.
+    /// Keeps the forward; `classify` is the read-only form.
     pub fn predict_class(&mut self, x: &[f32], classes: &mut [u32]) -> Result<(), Error> {
         let n = self.rows_of(x.len())?;
         if classes.len() != n {
@@ -572,15 +631,7 @@ impl Model {
         let m = s.plan.outputs;
         // SAFETY: the forward pass just wrote n x m predictions.
         let yhat = unsafe { core::slice::from_raw_parts(s.ptr(s.plan.yhat), n * m) };
-        for (c, row) in classes.iter_mut().zip(yhat.chunks_exact(m)) {
-            let mut best = 0;
-            for (j, v) in row.iter().enumerate() {
-                if *v > row[best] {
-                    best = j;
-                }
-            }
-            *c = best as u32;
-        }
+        argmax_rows(yhat, m, classes);
         Ok(())
     }
 
@@ -1193,5 +1244,18 @@ impl Model {
     /// `p` came from `into_raw` and is not used through another `Model` at the same time.
     pub(crate) unsafe fn from_raw(p: NonNull<State>) -> Model {
         Model { state: p }
+    }
+}
+
+/// The index of the largest of each row's `m` values (ties to the lowest index).
+fn argmax_rows(values: &[f32], m: usize, classes: &mut [u32]) {
+    for (c, row) in classes.iter_mut().zip(values.chunks_exact(m)) {
+        let mut best = 0;
+        for (j, v) in row.iter().enumerate() {
+            if *v > row[best] {
+                best = j;
+            }
+        }
+        *c = best as u32;
     }
 }

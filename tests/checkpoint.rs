@@ -1202,12 +1202,12 @@ fn load_arguments_are_checked() {
     let b = save(&small());
     assert_eq!(
         Model::load(&b, 0, Isa::Scalar).err(),
-        Some(Error::InvalidArgument)
+        Some(Error::InvalidConfig)
     );
-    // Bad bytes and a bad max_batch: the argument is reported.
+    // Bad bytes and a bad max_batch: the config field is reported (as in Model::new).
     assert_eq!(
         Model::load(&b[..10], 0, Isa::Scalar).err(),
-        Some(Error::InvalidArgument)
+        Some(Error::InvalidConfig)
     );
     for isa in Isa::ALL {
         let r = Model::load(&b, 1, isa);
@@ -1312,7 +1312,7 @@ fn file_errors_leave_the_previous_checkpoint_intact() {
     );
     assert_eq!(
         Model::load_file(&path, 0, Isa::Scalar).err(),
-        Some(Error::InvalidArgument)
+        Some(Error::InvalidConfig)
     );
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);

@@ -557,7 +557,7 @@ fn every_error_row_through_the_rust_api_changes_nothing() {
             &good,
             0,
             Isa::Scalar,
-            Error::InvalidArgument,
+            Error::InvalidConfig,
         ),
         ("load empty", &[], 1, Isa::Scalar, Error::BadCheckpoint),
         (
@@ -1075,17 +1075,17 @@ fn c_model_rows(t: &mut Tally, isa: Isa, dir: &std::path::Path) {
             ),
             (
                 "load max_batch 0",
-                inv,
+                FLOWMLP_ERROR_INVALID_CONFIG,
                 Box::new(move || flowmlp_load(g, size, 0, 0, lop)),
             ),
             (
                 "load isa 5",
-                inv,
+                FLOWMLP_ERROR_INVALID_CONFIG,
                 Box::new(move || flowmlp_load(g, size, 4, 5, lop)),
             ),
             (
                 "load isa u32::MAX",
-                inv,
+                FLOWMLP_ERROR_INVALID_CONFIG,
                 Box::new(move || flowmlp_load(g, size, 4, u32::MAX, lop)),
             ),
             (
@@ -1110,7 +1110,7 @@ fn c_model_rows(t: &mut Tally, isa: Isa, dir: &std::path::Path) {
             ),
             (
                 "load_file isa 77",
-                inv,
+                FLOWMLP_ERROR_INVALID_CONFIG,
                 Box::new(|| flowmlp_load_file(missing.as_ptr(), 4, 77, lop)),
             ),
             (

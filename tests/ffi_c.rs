@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::run;
+use common::{command_from_env as compiler, run};
 use std::sync::OnceLock;
 
 /// Libraries a Rust staticlib needs, as `cargo rustc --lib --crate-type staticlib --
@@ -83,20 +83,6 @@ fn static_lib() -> PathBuf {
     })
 }
 
-/// A compiler from the environment variable `var` (which may carry arguments), or `default`.
-fn compiler(var: &str, default: &str) -> Vec<String> {
-    let words: Vec<String> = std::env::var(var)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    if words.is_empty() {
-        vec![default.to_string()]
-    } else {
-        words
-    }
-}
-
 /// A directory for one program's build outputs, per profile.
 fn out_dir(name: &str) -> PathBuf {
     let dir = common::build_dir("ffi_c").join(name);
@@ -137,10 +123,18 @@ fn sanitizer_flags() -> &'static [&'static str] {
         if built && program(&exe).output().is_ok_and(|o| o.status.success()) {
             SANITIZE
         } else {
-            eprintln!(
-                "note: {} cannot build with {SANITIZE:?}; testing without",
+            assert!(
+                !common::tools_required(),
+                "{} cannot build and run a program with {SANITIZE:?} (CI=true or \
+                 FLOWMLP_REQUIRE_TOOLS=1 requires the sanitizers; Debian/Ubuntu: gcc \
+                 brings libasan and libubsan)",
                 cc[0]
             );
+            common::say_skipped(&format!(
+                "the C programs' sanitizer build: {} cannot build with {SANITIZE:?}; \
+                 they run without it",
+                cc[0]
+            ));
             &[]
         }
     })
@@ -210,7 +204,10 @@ fn build_and_run(
 ) {
     let (compiler, strict) = match lang {
         Lang::C => (compiler("CC", "cc"), C_FLAGS),
-        Lang::Cxx => (compiler("CXX", "c++"), CXX_FLAGS),
+        Lang::Cxx => match common::cxx_compiler(&format!("{source} (C++)")) {
+            Some(cxx) => (cxx, CXX_FLAGS),
+            None => return,
+        },
     };
     let flags: Vec<&str> = strict
         .iter()
@@ -319,10 +316,13 @@ fn cpp_wrapper_test_program_passes() {
 }
 
 /// The wrapper without exceptions (only the try_ family), as C++20 so that std::span
-/// is passed directly. Skipped, with a note, when `$CXX` does not accept `-std=c++20`.
+/// is passed directly. Skipped, with a note, when `$CXX` does not accept `-std=c++20`
+/// (a failure where tools are required).
 #[test]
 fn cpp_wrapper_without_exceptions_as_cpp20() {
-    let cxx = compiler("CXX", "c++");
+    let Some(cxx) = common::cxx_compiler("ffi-tests/test_cpp.cpp as C++20") else {
+        return;
+    };
     let dir = out_dir("cxx20-probe");
     let src = dir.join("probe.cpp");
     std::fs::write(&src, "#include <span>\nint main() { return 0; }\n").expect("writing the probe");
@@ -332,10 +332,16 @@ fn cpp_wrapper_without_exceptions_as_cpp20() {
         .arg(&src)
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "note: {} does not accept -std=c++20 with <span>; skipped",
+        assert!(
+            !common::tools_required(),
+            "{} does not accept -std=c++20 with <span> (CI=true or FLOWMLP_REQUIRE_TOOLS=1 \
+             requires it: g++ 10 or later)",
             cxx[0]
         );
+        common::say_skipped(&format!(
+            "ffi-tests/test_cpp.cpp as C++20: {} does not accept -std=c++20 with <span>",
+            cxx[0]
+        ));
         return;
     }
     let flags: Vec<&str> = [

@@ -118,3 +118,64 @@ fn eight_threads_predict_on_one_model_bit_identically() {
         });
     }
 }
+
+/// `classify` (read-only) gives `predict_class`'s classes, for outputs wider than the
+/// hidden layers too, with the smallest workspace and workspaces at every alignment,
+/// leaving the bytes after `classes` alone; refused calls write no class.
+#[test]
+fn classify_matches_predict_class_without_changing_the_model() {
+    for isa in isas() {
+        for (d, hidden, m_out) in [(3, vec![2], 10), (7, vec![33], 4), (5, vec![17, 9], 2)] {
+            let cfg = Config::new(d, &hidden, m_out).max_batch(16).seed(4);
+            let mut model = trained(&cfg, isa);
+            let before = params(&model);
+            let mut rng = Rng(29);
+            let n = 37;
+            let x = rng.vec(n * d);
+            let mut want = vec![0u32; n];
+            for (xs, cs) in x.chunks(16 * d).zip(want.chunks_mut(16)) {
+                model.predict_class(xs, cs).unwrap();
+            }
+            for rows_per_pass in [1, 5, 37, 64] {
+                let size = model.predict_workspace_size(rows_per_pass);
+                let mut buf = vec![0u8; size + 3];
+                for offset in 0..4 {
+                    let ws = &mut buf[offset..offset + size];
+                    let mut got = vec![u32::MAX; n + 2];
+                    model.classify(&x, &mut got[..n], ws).unwrap();
+                    assert_eq!(
+                        &got[..n],
+                        &want[..],
+                        "{isa:?} {d}->{hidden:?}->{m_out}, {rows_per_pass} rows per pass, \
+                         workspace offset {offset}"
+                    );
+                    assert_eq!(&got[n..], &[u32::MAX; 2], "classify wrote past classes");
+                }
+            }
+            assert_eq!(params(&model), before);
+            // Refusals leave `classes` as it was.
+            let mut ws = vec![0u8; model.predict_workspace_size(4)];
+            let mut classes = vec![7u32; n];
+            let mut bad = x.clone();
+            bad[n * d - 1] = f32::NAN;
+            assert_eq!(
+                model.classify(&bad, &mut classes, &mut ws),
+                Err(Error::NonFinite)
+            );
+            assert_eq!(
+                model.classify(&x, &mut classes[..n - 1], &mut ws),
+                Err(Error::InvalidArgument)
+            );
+            let small = model.predict_workspace_size(1) - 1;
+            assert_eq!(
+                model.classify(&x, &mut classes, &mut ws[..small]),
+                Err(Error::InvalidArgument)
+            );
+            assert_eq!(
+                model.classify(&[], &mut [], &mut ws),
+                Err(Error::InvalidArgument)
+            );
+            assert!(classes.iter().all(|&c| c == 7));
+        }
+    }
+}

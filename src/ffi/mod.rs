@@ -617,9 +617,11 @@ pub unsafe extern "C" fn flowmlp_save(
     })
 }
 
-/// An isa argument from C: a `flowmlp_isa` value, or INVALID_ARGUMENT.
-fn isa_arg(isa: u32) -> Result<Isa, Error> {
-    Isa::from_u32(isa).ok_or(Error::InvalidArgument)
+/// The kernel set a loaded model is created with: a `flowmlp_isa` value, or
+/// INVALID_CONFIG, as for `flowmlp_config.isa` in `flowmlp_create` (it becomes that
+/// field of the loaded model's config).
+fn load_isa(isa: u32) -> Result<Isa, Error> {
+    Isa::from_u32(isa).ok_or(Error::InvalidConfig)
 }
 
 /// Create a model from a checkpoint written by `flowmlp_save` (`buf[0..len]`), with
@@ -633,7 +635,8 @@ fn isa_arg(isa: u32) -> Result<Isa, Error> {
 /// `flowmlp_create`.
 ///
 /// Errors: NULL `buf` or `out_model`; `max_batch` 0 or an unknown `isa` value
-/// (INVALID_ARGUMENT); truncated, corrupted (CRC-32), another format version, an
+/// (INVALID_CONFIG, as in `flowmlp_create`: they become the loaded model's config);
+/// truncated, corrupted (CRC-32), another format version, an
 /// impossible topology or loss, non-finite parameters, an unknown optimizer,
 /// hyperparameters out of range or non-finite optimizer state (BAD_CHECKPOINT, found
 /// before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
@@ -652,7 +655,7 @@ pub unsafe extern "C" fn flowmlp_load(
     ffi_status!({
         let buf = non_null!(buf);
         let out_model = non_null!(out_model);
-        let isa = isa_arg(isa)?;
+        let isa = load_isa(isa)?;
         // SAFETY: the caller guarantees `len` readable bytes at `buf`.
         let bytes = unsafe { core::slice::from_raw_parts(buf, len) };
         let model = Model::load(bytes, max_batch as usize, isa)?;
@@ -729,7 +732,7 @@ pub unsafe extern "C" fn flowmlp_load_file(
         // SAFETY: the caller passes a NUL-terminated string or NULL.
         let path = unsafe { path_arg(path) }?;
         let out_model = non_null!(out_model);
-        let isa = isa_arg(isa)?;
+        let isa = load_isa(isa)?;
         let model = Model::load_file(path, max_batch as usize, isa)?;
         // SAFETY: non-null; the caller guarantees it is writable.
         unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
@@ -867,6 +870,53 @@ pub unsafe extern "C" fn flowmlp_predict(
             )
         };
         m.predict(x, y, ws)
+    })
+}
+
+/// The read-only form of `flowmlp_predict_class`: `flowmlp_predict` on `n` rows of
+/// `x` (any `n` >= 1), then the index of the largest of each row's m outputs into
+/// `classes_out` (`n` entries; ties go to the lowest index). The outputs stay in the
+/// caller's `workspace` (of `flowmlp_predict_workspace_size` bytes, which counts them),
+/// so threads may classify with one model at once exactly as they may predict.
+/// Allocates nothing and keeps no forward.
+///
+/// Errors: as `flowmlp_predict`, plus NULL `classes_out`; on an error `classes_out` is
+/// not written.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the sizes stated; `workspace` is not used by
+/// anyone else during the call.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_classify(
+    model: *const flowmlp_model,
+    x: *const f32,
+    n: usize,
+    classes_out: *mut u32,
+    workspace: *mut core::ffi::c_void,
+    workspace_len: usize,
+) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let m = unsafe { borrow(model) }?;
+        non_null!(x);
+        let classes_out = non_null!(classes_out);
+        let workspace = non_null!(workspace);
+        if n == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let xl = n
+            .checked_mul(m.config().inputs)
+            .ok_or(Error::InvalidArgument)?;
+        // SAFETY: the caller guarantees the sizes stated for x, classes_out and
+        // workspace.
+        let (x, classes, ws) = unsafe {
+            (
+                floats(x, xl)?,
+                core::slice::from_raw_parts_mut(classes_out, n),
+                core::slice::from_raw_parts_mut(workspace as *mut u8, workspace_len),
+            )
+        };
+        m.classify(x, classes, ws)
     })
 }
 

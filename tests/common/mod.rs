@@ -136,6 +136,72 @@ pub fn c_config(
     c
 }
 
+/// Whether a missing optional tool fails the test instead of skipping it:
+/// `FLOWMLP_REQUIRE_TOOLS=1` (or `0`) decides; unset, CI (`CI=true`) requires them, so
+/// that CI proves everything while a new user's `cargo test` passes without them.
+pub fn tools_required() -> bool {
+    match std::env::var("FLOWMLP_REQUIRE_TOOLS").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+    }
+}
+
+/// Say that `what` was skipped. Written to the process's stderr directly rather than
+/// with `eprintln!`, which the test harness captures for passing tests: the line must
+/// reach the person running `cargo test`.
+pub fn say_skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
+/// Whether the optional tool `cmd` (a program and its leading arguments) runs with
+/// `version_arg`. When it does not, `what` (the checks that need it) is skipped with
+/// one line saying how to install `package`, or, where tools are required (see
+/// [`tools_required`]), the test fails.
+pub fn optional_tool(cmd: &[String], version_arg: &str, package: &str, what: &str) -> bool {
+    let ok = std::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return true;
+    }
+    let tool = cmd.join(" ");
+    assert!(
+        !tools_required(),
+        "`{tool}` is not installed, and {what} needs it (CI=true or FLOWMLP_REQUIRE_TOOLS=1 \
+         requires every optional tool). Debian/Ubuntu: `apt-get install -y {package}`"
+    );
+    say_skipped(&format!(
+        "{what}: `{tool}` not found (optional; Debian/Ubuntu: apt-get install -y {package})"
+    ));
+    false
+}
+
+/// A command from the environment variable `var` (which may carry arguments), or
+/// `default` when it is unset or empty.
+pub fn command_from_env(var: &str, default: &str) -> Vec<String> {
+    let words: Vec<String> = std::env::var(var)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if words.is_empty() {
+        vec![default.to_string()]
+    } else {
+        words
+    }
+}
+
+/// The C++ compiler (`$CXX`, default `c++`) when it is installed; `what` names the
+/// checks that need it, skipped (or failed under CI) when it is not.
+pub fn cxx_compiler(what: &str) -> Option<Vec<String>> {
+    let cxx = command_from_env("CXX", "c++");
+    optional_tool(&cxx, "--version", "g++", what).then_some(cxx)
+}
+
 /// A command line as a shell would show it, for failure messages.
 pub fn describe(cmd: &std::process::Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
