@@ -34,6 +34,7 @@ static inline const char *status_name(int s) {
         "FLOWMLP_ERROR_INTERNAL",
         "FLOWMLP_ERROR_BAD_CHECKPOINT",
         "FLOWMLP_ERROR_IO",
+        "FLOWMLP_ERROR_DIVERGED",
     };
     return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "(unknown status)";
 }

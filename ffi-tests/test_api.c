@@ -39,7 +39,7 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 #endif
 
 #define MAXP 4096 /* largest parameter count of the models below */
-#define NSTATUS 12 /* status values 0..NSTATUS-1 exist */
+#define NSTATUS 13 /* status values 0..NSTATUS-1 exist */
 
 #include "model_checks.h"
 
@@ -162,6 +162,7 @@ static void test_info(void) {
     CHECK_EQ_INT(FLOWMLP_ERROR_INTERNAL, 9);
     CHECK_EQ_INT(FLOWMLP_ERROR_BAD_CHECKPOINT, 10);
     CHECK_EQ_INT(FLOWMLP_ERROR_IO, 11);
+    CHECK_EQ_INT(FLOWMLP_ERROR_DIVERGED, 12);
     CHECK_EQ_INT(FLOWMLP_MAX_HIDDEN, 8);
     /* A non-empty, distinct sentence for every status; one for unknown values too. */
     for (s = 0; s < NSTATUS; ++s) {
@@ -596,7 +597,7 @@ static void test_errors_on_model(void) {
     }
     /* Finite targets whose loss overflows: (1e30)^2 is infinite in float. */
     fill(bad_y, 10, 1e30f);
-    EXPECT_REFUSED(m, flowmlp_backward(m, bad_y, &loss), FLOWMLP_ERROR_NON_FINITE);
+    EXPECT_REFUSED(m, flowmlp_backward(m, bad_y, &loss), FLOWMLP_ERROR_DIVERGED);
     CHECK(loss == POISON);
 
     /* Every refusal above kept the forward: backward works and reproduces the gradients. */
@@ -645,8 +646,8 @@ static void test_overflowing_step(void) {
     EXPECT(flowmlp_backward(m, y_big, &loss), FLOWMLP_OK);
     CHECK(isfinite(loss) && loss > 1e17f);
     /* gradient of b_o is about -2e9: 1e30 * 2e9 is not a float. */
-    EXPECT_REFUSED(m, flowmlp_step(m, 1e30f), FLOWMLP_ERROR_NON_FINITE);
-    EXPECT_REFUSED(m, flowmlp_step(m, FLT_MAX), FLOWMLP_ERROR_NON_FINITE);
+    EXPECT_REFUSED(m, flowmlp_step(m, 1e30f), FLOWMLP_ERROR_DIVERGED);
+    EXPECT_REFUSED(m, flowmlp_step(m, FLT_MAX), FLOWMLP_ERROR_DIVERGED);
     take_snapshot(m, &snap_before);
     CHECK(snap_before.params[0] == 3e38f);
     /* The refused step kept the forward. */
@@ -658,7 +659,7 @@ static void test_overflowing_step(void) {
     EXPECT(flowmlp_backward(m, y, NULL), FLOWMLP_OK);
     loss = POISON;
     take_snapshot(m, &snap_before);
-    EXPECT(flowmlp_train_step(m, x, y_big, 2, 1e30f, &loss), FLOWMLP_ERROR_NON_FINITE);
+    EXPECT(flowmlp_train_step(m, x, y_big, 2, 1e30f, &loss), FLOWMLP_ERROR_DIVERGED);
     CHECK(loss == POISON);
     take_snapshot(m, &snap_after);
     CHECK(memcmp(snap_after.params, snap_before.params, n * sizeof(float)) == 0);
@@ -670,7 +671,7 @@ static void test_overflowing_step(void) {
     EXPECT(flowmlp_forward(m, x, 2, NULL), FLOWMLP_OK);
     EXPECT(flowmlp_backward(m, y, NULL), FLOWMLP_OK);
     take_snapshot(m, &snap_before);
-    EXPECT(flowmlp_train_step(m, x, y_big, 1, FLT_MAX, &loss), FLOWMLP_ERROR_NON_FINITE);
+    EXPECT(flowmlp_train_step(m, x, y_big, 1, FLT_MAX, &loss), FLOWMLP_ERROR_DIVERGED);
     CHECK(loss == POISON);
     take_snapshot(m, &snap_after);
     CHECK(memcmp(snap_after.params, snap_before.params, n * sizeof(float)) == 0);
@@ -679,7 +680,7 @@ static void test_overflowing_step(void) {
     {
         const float y_huge[2] = {1e30f, -1e30f};
         EXPECT_REFUSED(m, flowmlp_train_step(m, x, y_huge, 2, 0.1f, &loss),
-                       FLOWMLP_ERROR_NON_FINITE);
+                       FLOWMLP_ERROR_DIVERGED);
         CHECK(loss == POISON);
     }
 

@@ -487,12 +487,67 @@ static void test_new_statuses(void) {
     CHECK_STR(a);
     CHECK_STR(b);
     CHECK(a && b && strcmp(a, b) != 0);
-    CHECK(strcmp(flowmlp_status_message(12), "unknown flowmlp status value") == 0);
+    CHECK_EQ_INT(FLOWMLP_ERROR_DIVERGED, 12);
+    CHECK(strcmp(flowmlp_status_message(13), "unknown flowmlp status value") == 0);
     printf("flowmlp_status_message(BAD_CHECKPOINT) = \"%s\"\n", a ? a : "(null)");
+}
+
+/* NON_FINITE is a NaN or infinity the caller passed (skip the sample); DIVERGED is a
+ * step whose loss, gradients or update overflow from finite values (lower the rate).
+ * On every kernel set this machine runs (not only FLOWMLP_ISA's), through step and
+ * train_step, one row and a batch, plain SGD and momentum; each refusal changes
+ * nothing. */
+static void test_non_finite_versus_diverged(void) {
+    static const uint32_t shapes[][3] = {{3, 5, 0}, {3, 5, 4}, {6, 17, 9}};
+    uint32_t isa, s, mom;
+    size_t n, i;
+    for (isa = FLOWMLP_ISA_SCALAR; isa <= FLOWMLP_ISA_NEON; ++isa) {
+        if (!flowmlp_isa_supported(isa)) continue;
+        for (s = 0; s < sizeof shapes / sizeof shapes[0]; ++s) {
+            for (mom = 0; mom < 2; ++mom) {
+                uint32_t d = shapes[s][0], mo = 2;
+                flowmlp_config c = make_config(d, shapes[s][1], shapes[s][2], mo, 4, 5, isa);
+                flowmlp_model *m;
+                flowmlp_optimizer opt;
+                float x[4 * 6], y[4 * 2], y_big[4 * 2], bad[4 * 6], bad_y[4 * 2];
+                if (shapes[s][2] == 0) mo = c.n_outputs = 1;
+                m = create_or_die(&c);
+                memset(&opt, 0, sizeof opt);
+                opt.kind = FLOWMLP_OPTIMIZER_SGD;
+                opt.momentum = mom ? 0.9f : 0.0f;
+                EXPECT(flowmlp_set_optimizer(m, &opt), FLOWMLP_OK);
+                for (i = 0; i < 4 * d; ++i) x[i] = (float)((i * 7) % 5) * 0.25f - 0.5f;
+                for (i = 0; i < 4 * mo; ++i) {
+                    y[i] = 0.5f;
+                    y_big[i] = 1e15f;
+                }
+                for (n = 1; n <= 4; n += 3) {
+                    memcpy(bad, x, sizeof x);
+                    bad[n * d - 1] = (float)NAN;
+                    memcpy(bad_y, y, sizeof y);
+                    bad_y[0] = (float)INFINITY;
+                    EXPECT_REFUSED(m, flowmlp_train_step(m, bad, y, n, 0.01f, NULL),
+                                   FLOWMLP_ERROR_NON_FINITE);
+                    EXPECT_REFUSED(m, flowmlp_train_step(m, x, bad_y, n, 0.01f, NULL),
+                                   FLOWMLP_ERROR_NON_FINITE);
+                    EXPECT_REFUSED(m, flowmlp_train_step(m, x, y_big, n, FLT_MAX, NULL),
+                                   FLOWMLP_ERROR_DIVERGED);
+                    EXPECT(flowmlp_forward(m, x, n, NULL), FLOWMLP_OK);
+                    EXPECT(flowmlp_backward(m, y_big, NULL), FLOWMLP_OK);
+                    EXPECT_REFUSED(m, flowmlp_step(m, FLT_MAX), FLOWMLP_ERROR_DIVERGED);
+                    EXPECT_REFUSED(m, flowmlp_forward(m, bad, n, NULL), FLOWMLP_ERROR_NON_FINITE);
+                    /* Training goes on after every refusal. */
+                    EXPECT(flowmlp_train_step(m, x, y, n, 0.01f, NULL), FLOWMLP_OK);
+                }
+                flowmlp_destroy(m);
+            }
+        }
+    }
 }
 
 int main(void) {
     test_new_statuses();
+    test_non_finite_versus_diverged();
     test_create_in_static_buffer();
     test_checkpoint_round_trips();
     test_checkpoint_errors();

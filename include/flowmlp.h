@@ -44,8 +44,9 @@ typedef enum flowmlp_status {
   FLOWMLP_ERROR_OUT_OF_MEMORY = 5,
   // `flowmlp_backward` without a forward pass on the current parameters.
   FLOWMLP_ERROR_NO_FORWARD = 6,
-  // A NaN or infinity in the inputs or targets, a non-finite loss, or a step that
-  // would make a parameter non-finite; nothing was applied.
+  // A NaN or infinity in what the caller passed (inputs, targets, parameters):
+  // nothing was applied; skip that sample. (Finite inputs whose step would not be
+  // finite are `FLOWMLP_ERROR_DIVERGED`.)
   FLOWMLP_ERROR_NON_FINITE = 7,
   // The requested kernel set is not supported by this CPU or build.
   FLOWMLP_ERROR_UNSUPPORTED_ISA = 8,
@@ -58,6 +59,10 @@ typedef enum flowmlp_status {
   // A checkpoint file could not be created, written, synced, renamed or read; a
   // failed `flowmlp_save_file` leaves any previous file at the path intact.
   FLOWMLP_ERROR_IO = 11,
+  // Finite inputs and targets, but the loss, a gradient, an update or the optimizer
+  // state would be non-finite (a learning rate too high, exploding weights): nothing
+  // was applied; lower the learning rate or reload a checkpoint.
+  FLOWMLP_ERROR_DIVERGED = 12,
 } flowmlp_status;
 
 // Kernel sets, for `flowmlp_config.isa`.

@@ -341,8 +341,9 @@ public:
                                                 float *loss_out = nullptr) noexcept {
         flowmlp_status s = flowmlp_train_step(m_, x, y, n, learning_rate, loss_out);
         // train_step keeps no forward, and drops an earlier one once its own forward ran
-        // (a NON_FINITE refusal); other refusals keep it.
-        if (s == FLOWMLP_OK || s == FLOWMLP_ERROR_NON_FINITE) rows_ = 0;
+        // (a NON_FINITE or DIVERGED refusal); other refusals keep it.
+        if (s == FLOWMLP_OK || s == FLOWMLP_ERROR_NON_FINITE || s == FLOWMLP_ERROR_DIVERGED)
+            rows_ = 0;
         return s;
     }
     [[nodiscard]] flowmlp_status try_train_step(span<const float> x, span<const float> y,

@@ -19,7 +19,8 @@ pub enum Error {
     OutOfMemory,
     /// `backward` without a kept `forward` (none yet, or the parameters changed since).
     NoForward,
-    /// A NaN or infinity in the inputs, the loss, or the parameters a step would produce.
+    /// A NaN or infinity in what the caller passed (inputs, targets, parameters):
+    /// skip that sample.
     NonFinite,
     /// The requested kernel set is not supported by this CPU or build.
     UnsupportedIsa,
@@ -31,6 +32,10 @@ pub enum Error {
     BadCheckpoint,
     /// A checkpoint file could not be created, written, synced, renamed or read.
     Io,
+    /// The inputs and targets were finite, but the loss, a gradient, an update or the
+    /// optimizer state would not be (a learning rate too high, exploding weights):
+    /// nothing was applied; lower the rate or go back to a checkpoint.
+    Diverged,
 }
 
 impl Error {
@@ -53,7 +58,7 @@ impl Error {
             Error::OutOfMemory => c"the model's memory could not be allocated",
             Error::NoForward => c"backward needs a forward pass on the current parameters first",
             Error::NonFinite => {
-                c"a NaN or infinity in the inputs, targets, loss or update; nothing was changed"
+                c"a NaN or infinity in the values passed (inputs, targets or parameters); nothing was changed"
             }
             Error::UnsupportedIsa => c"the requested kernel set is not supported on this CPU",
             Error::Internal => c"internal error in flowmlp (please report it)",
@@ -62,6 +67,9 @@ impl Error {
             }
             Error::Io => {
                 c"the checkpoint file could not be written or read (the previous file, if any, is intact)"
+            }
+            Error::Diverged => {
+                c"diverged: the loss, a gradient, an update or the optimizer state would be non-finite with finite inputs (lower the learning rate); nothing was changed"
             }
         }
     }

@@ -774,7 +774,7 @@ impl Model {
         // SAFETY: every buffer holds len floats and the input and output buffers are
         // disjoint.
         if !unsafe { (s.kernels.update)(&args) } {
-            return Err(Error::NonFinite);
+            return Err(Error::Diverged);
         }
         let s = self.st_mut();
         s.params = 1 - cur;
@@ -865,7 +865,7 @@ impl Model {
         // SAFETY: the arena is live, x holds one row and y its m targets (checked).
         let (loss, ok) = unsafe { row(&ctx, &train) };
         if !ok {
-            return Err(Error::NonFinite);
+            return Err(self.refusal(x, y));
         }
         self.st_mut().commit_fused(false);
         Ok(loss)
@@ -896,13 +896,25 @@ impl Model {
         // SAFETY: the arena is live, x holds one row and y its target (checked lengths).
         let (loss, ok) = unsafe { f(&step) };
         if !ok {
-            return Err(Error::NonFinite);
+            return Err(self.refusal(x, y));
         }
         let s = self.st_mut();
         s.commit_fused(true);
         // The kept activations belong to the old parameters.
         s.fwd_n = 0;
         Ok(loss)
+    }
+
+    /// Why a one-row kernel that checks the caller's row and its own results in one
+    /// pass refused the step: a NaN or infinity in `x` or `y` (`NonFinite`), or else
+    /// a non-finite loss, gradient or update (`Diverged`). Only refusals pay for this.
+    #[cold]
+    fn refusal(&self, x: &[f32], y: &[f32]) -> Error {
+        if self.all_finite(x) && self.all_finite(y) {
+            Error::Diverged
+        } else {
+            Error::NonFinite
+        }
     }
 
     /// Copy the parameters out in the flat layout; `out.len()` must be `param_count`.
@@ -957,7 +969,7 @@ impl Model {
         let g = s.ptr(plan.grads[g]);
         // SAFETY: the three buffers each hold int_len floats and are disjoint.
         if !unsafe { (s.kernels.sgd)(src, g, dst, plan.int_len, lr) } {
-            return Err(Error::NonFinite);
+            return Err(Error::Diverged);
         }
         let s = self.st_mut();
         s.params = 1 - cur;
@@ -1101,7 +1113,7 @@ impl Model {
             };
             let loss = sum / n as f32;
             if !loss.is_finite() {
-                return Err(Error::NonFinite);
+                return Err(Error::Diverged);
             }
             // One output over one hidden layer whose weight gradients pack dZ: that
             // kernel forms dZ and gW_o from H as it packs (see `HeadOne`); the bias
@@ -1170,7 +1182,7 @@ impl Model {
             if ok {
                 Ok(loss)
             } else {
-                Err(Error::NonFinite)
+                Err(Error::Diverged)
             }
         }
     }

@@ -80,7 +80,7 @@ fn exercise_rust(m: &mut Model, rounds: usize, rng: &mut Rng) -> usize {
             assert!(m.backward(&ys[1..]).is_err());
             assert!(m.backward(&huge_y[..0]).is_err());
             if n == 1 {
-                assert_eq!(m.backward(&huge_y), Err(Error::NonFinite));
+                assert_eq!(m.backward(&huge_y), Err(Error::Diverged));
             }
             assert!(m.step(-1.0).is_err());
             assert!(m.step(f32::NAN).is_err());
@@ -99,8 +99,8 @@ fn exercise_rust(m: &mut Model, rounds: usize, rng: &mut Rng) -> usize {
             // An update that would overflow, refused.
             m.forward(&x, None).unwrap();
             m.backward(&big_y).unwrap();
-            assert_eq!(m.step(f32::MAX), Err(Error::NonFinite));
-            assert_eq!(m.train_step(&x, &big_y, f32::MAX), Err(Error::NonFinite));
+            assert_eq!(m.step(f32::MAX), Err(Error::Diverged));
+            assert_eq!(m.train_step(&x, &big_y, f32::MAX), Err(Error::Diverged));
         }
     })
 }
@@ -286,7 +286,7 @@ unsafe fn exercise_c(h: *mut flowmlp_model, cfg: &flowmlp_config, rounds: usize)
                 // Overflowing update, refused.
                 assert_eq!(flowmlp_forward(h, x.as_ptr(), mb, null_mut()), FLOWMLP_OK);
                 assert_eq!(flowmlp_backward(h, big_y.as_ptr(), null_mut()), FLOWMLP_OK);
-                assert_eq!(flowmlp_step(h, f32::MAX), FLOWMLP_ERROR_NON_FINITE);
+                assert_eq!(flowmlp_step(h, f32::MAX), FLOWMLP_ERROR_DIVERGED);
                 // A failing create or load allocates nothing either (refused up front).
                 let mut out = null_mut();
                 assert_ne!(flowmlp_create(null(), &mut out), FLOWMLP_OK);

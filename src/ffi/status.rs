@@ -23,8 +23,9 @@ pub enum flowmlp_status {
     FLOWMLP_ERROR_OUT_OF_MEMORY = 5,
     /// `flowmlp_backward` without a forward pass on the current parameters.
     FLOWMLP_ERROR_NO_FORWARD = 6,
-    /// A NaN or infinity in the inputs or targets, a non-finite loss, or a step that
-    /// would make a parameter non-finite; nothing was applied.
+    /// A NaN or infinity in what the caller passed (inputs, targets, parameters):
+    /// nothing was applied; skip that sample. (Finite inputs whose step would not be
+    /// finite are `FLOWMLP_ERROR_DIVERGED`.)
     FLOWMLP_ERROR_NON_FINITE = 7,
     /// The requested kernel set is not supported by this CPU or build.
     FLOWMLP_ERROR_UNSUPPORTED_ISA = 8,
@@ -37,6 +38,10 @@ pub enum flowmlp_status {
     /// A checkpoint file could not be created, written, synced, renamed or read; a
     /// failed `flowmlp_save_file` leaves any previous file at the path intact.
     FLOWMLP_ERROR_IO = 11,
+    /// Finite inputs and targets, but the loss, a gradient, an update or the optimizer
+    /// state would be non-finite (a learning rate too high, exploding weights): nothing
+    /// was applied; lower the learning rate or reload a checkpoint.
+    FLOWMLP_ERROR_DIVERGED = 12,
 }
 
 impl From<Error> for flowmlp_status {
@@ -53,12 +58,13 @@ impl From<Error> for flowmlp_status {
             Error::Internal => flowmlp_status::FLOWMLP_ERROR_INTERNAL,
             Error::BadCheckpoint => flowmlp_status::FLOWMLP_ERROR_BAD_CHECKPOINT,
             Error::Io => flowmlp_status::FLOWMLP_ERROR_IO,
+            Error::Diverged => flowmlp_status::FLOWMLP_ERROR_DIVERGED,
         }
     }
 }
 
 /// Errors in status order (index = status value - 1).
-const ERRORS: [Error; 11] = [
+const ERRORS: [Error; 12] = [
     Error::NullPointer,
     Error::InvalidConfig,
     Error::InvalidArgument,
@@ -70,6 +76,7 @@ const ERRORS: [Error; 11] = [
     Error::Internal,
     Error::BadCheckpoint,
     Error::Io,
+    Error::Diverged,
 ];
 
 /// NUL-terminated message for a status value; unknown values get a sentence too.
