@@ -415,7 +415,82 @@ static void test_classifier(void) {
     flowmlp_destroy(m);
 }
 
+/* The sentence of the last failure contains `want`. */
+static void expect_last_error(const char *want, const char *call) {
+    const char *got = flowmlp_last_error_message();
+    int ok = got != NULL && strstr(got, want) != NULL;
+    CHECK(ok);
+    if (!ok) fprintf(stderr, "    after %s: \"%s\" does not say \"%s\"\n", call, got, want);
+}
+
+/* flowmlp_optimizer_defaults: a zeroed struct filled with a kind's defaults is
+ * accepted, and trains; unknown kinds and NULL are refused without writing. The
+ * issue's three sentences name the field and the value. */
+static void test_defaults_and_last_error(void) {
+    flowmlp_config c = make_config(3, 8, 2, 4, 3, FLOWMLP_LOSS_MSE);
+    flowmlp_model *m = create_or_die(&c);
+    flowmlp_model *out = NULL;
+    float x[4 * 3], y[4 * 2];
+    uint32_t kind;
+    fill_uniform(x, 4 * 3);
+    fill_uniform(y, 4 * 2);
+    for (kind = FLOWMLP_OPTIMIZER_SGD; kind <= FLOWMLP_OPTIMIZER_ADAMW; ++kind) {
+        flowmlp_optimizer o;
+        memset(&o, 0, sizeof o);
+        EXPECT(flowmlp_optimizer_defaults(kind, &o), FLOWMLP_OK);
+        CHECK(o.kind == kind);
+        CHECK(o.clip_norm == 0.0f);
+        if (kind != FLOWMLP_OPTIMIZER_SGD) {
+            CHECK(o.beta1 == 0.9f && o.beta2 == 0.999f && o.eps == 1e-8f);
+            CHECK(o.weight_decay == (kind == FLOWMLP_OPTIMIZER_ADAMW ? 0.01f : 0.0f));
+        } else {
+            CHECK(o.momentum == 0.0f && o.nesterov == 0 && o.weight_decay == 0.0f);
+        }
+        EXPECT(flowmlp_set_optimizer(m, &o), FLOWMLP_OK);
+        EXPECT(flowmlp_train_step(m, x, y, 4, 0.01f, NULL), FLOWMLP_OK);
+    }
+    {
+        flowmlp_optimizer o;
+        memset(&o, 0xAB, sizeof o);
+        EXPECT(flowmlp_optimizer_defaults(3, &o), FLOWMLP_ERROR_INVALID_ARGUMENT);
+        expect_last_error("kind = 3", "flowmlp_optimizer_defaults(3)");
+        CHECK(o.kind == 0xABABABABu); /* not written */
+        EXPECT(flowmlp_optimizer_defaults(FLOWMLP_OPTIMIZER_ADAM, NULL),
+               FLOWMLP_ERROR_NULL_POINTER);
+        expect_last_error("out is NULL", "flowmlp_optimizer_defaults(NULL)");
+        /* A zeroed Adam struct: eps 0, named. */
+        memset(&o, 0, sizeof o);
+        o.kind = FLOWMLP_OPTIMIZER_ADAM;
+        EXPECT(flowmlp_set_optimizer(m, &o), FLOWMLP_ERROR_INVALID_ARGUMENT);
+        expect_last_error("optimizer.eps must be finite and > 0", "set_optimizer(zeroed Adam)");
+        expect_last_error("got 0", "set_optimizer(zeroed Adam)");
+        o.eps = 1e-8f;
+        o.beta2 = 1.0f;
+        EXPECT(flowmlp_set_optimizer(m, &o), FLOWMLP_ERROR_INVALID_ARGUMENT);
+        expect_last_error("optimizer.beta2 must be in [0, 1), got 1", "set_optimizer(beta2 1)");
+    }
+    /* Cross-entropy with one output; an unknown loss. */
+    c = make_config(3, 8, 1, 4, 3, FLOWMLP_LOSS_CROSS_ENTROPY);
+    EXPECT(flowmlp_create(&c, &out), FLOWMLP_ERROR_INVALID_CONFIG);
+    expect_last_error("config.loss = 1 (cross-entropy) needs n_outputs >= 2, got 1",
+                      "create(cross-entropy, m = 1)");
+    c.loss = 7;
+    EXPECT(flowmlp_create(&c, &out), FLOWMLP_ERROR_INVALID_CONFIG);
+    expect_last_error("config.loss = 7", "create(loss 7)");
+    /* A learning rate, a row count. */
+    EXPECT(flowmlp_train_step(m, x, y, 4, -1.0f, NULL), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    expect_last_error("learning_rate must be finite and >= 0, got -1", "train_step(lr -1)");
+    EXPECT(flowmlp_forward(m, x, 5, NULL), FLOWMLP_ERROR_BATCH_TOO_LARGE);
+    expect_last_error("n = 5", "forward(n 5)");
+    /* Successful calls leave the sentence alone. */
+    EXPECT(flowmlp_train_step(m, x, y, 4, 0.01f, NULL), FLOWMLP_OK);
+    expect_last_error("n = 5", "a successful train_step");
+    CHECK(out == NULL);
+    flowmlp_destroy(m);
+}
+
 int main(void) {
+    test_defaults_and_last_error();
     test_each_kind();
     test_invalid_optimizers();
     test_loss_field();

@@ -124,7 +124,9 @@ typedef struct flowmlp_config {
 } flowmlp_config;
 
 // An optimizer and its hyperparameters, for `flowmlp_set_optimizer`; fields that
-// `kind` does not use are ignored. The learning rate is given to each step.
+// `kind` does not use are ignored. The learning rate is given to each step. Start
+// from `flowmlp_optimizer_defaults(kind, &opt)`, which fills the defaults named
+// below; a zeroed struct is valid only for SGD.
 typedef struct flowmlp_optimizer {
   // A `flowmlp_optimizer_kind` value.
   uint32_t kind;
@@ -310,8 +312,19 @@ const char *flowmlp_isa_name(const struct flowmlp_model *model);
 int flowmlp_isa_supported(uint32_t isa);
 
 // A static, human-readable sentence for a status value (any value, even unknown
-// ones; do not free).
+// ones; do not free). It takes an `int` rather than `flowmlp_status` so that any
+// value is well defined, also one that is no status.
 const char *flowmlp_status_message(int status);
+
+// One sentence on the last call that failed on the calling thread: the argument or
+// config field, the value refused and the rule, for example "config.loss = 1
+// (cross-entropy) needs n_outputs >= 2, got 1" or "optimizer.eps must be finite
+// and > 0 (...), got 0". Where a call has nothing more to say than its status, the
+// sentence is `flowmlp_status_message`'s. Successful calls leave it as it is (like
+// `errno`). The string belongs to the thread: valid until its next failed call or
+// its end; do not free. Allocates nothing, now or in the failing call (which formats
+// at most 255 bytes into a per-thread buffer).
+const char *flowmlp_last_error_message(void);
 
 // The library version, e.g. "0.1.0" (a static string).
 const char *flowmlp_version(void);
@@ -393,6 +406,20 @@ enum flowmlp_status flowmlp_load_file(const char *path,
                                       uint32_t max_batch,
                                       uint32_t isa,
                                       struct flowmlp_model **out_model);
+
+// Fill `*out` with the defaults of optimizer `kind` (a `flowmlp_optimizer_kind`
+// value), PyTorch's: SGD without momentum or weight decay; Adam with beta1 0.9,
+// beta2 0.999, eps 1e-8 and no weight decay; AdamW the same with weight decay 0.01;
+// no clipping. Change the fields you want, then pass it to `flowmlp_set_optimizer`.
+// (A zeroed struct is not a default: Adam's eps must be > 0.) The Rust API's
+// `Optimizer::SGD`, `Optimizer::ADAM` and `Optimizer::ADAMW` are the same values.
+//
+// Errors: NULL `out`; an unknown `kind` (INVALID_ARGUMENT); `*out` is then not
+// written.
+//
+// # Safety
+// `out` is NULL or writable.
+enum flowmlp_status flowmlp_optimizer_defaults(uint32_t kind, struct flowmlp_optimizer *out);
 
 // Choose the optimizer of `flowmlp_step` and `flowmlp_train_step` (plain SGD until
 // this is called) and its gradient clipping. Resets the optimizer state (momentum,

@@ -127,6 +127,21 @@ impl Plan {
     /// Lay out a validated config, or refuse sizes that overflow.
     pub(crate) fn new(cfg: &Config, header_bytes: usize) -> Result<Plan, Error> {
         cfg.validate()?;
+        Plan::lay_out(cfg, header_bytes).map_err(|_| {
+            crate::last_error::refuse!(
+                InvalidConfig,
+                "config: n_inputs = {}, hidden = {:?}, n_outputs = {}, max_batch = {} make \
+                 the model's memory overflow size_t",
+                cfg.inputs,
+                cfg.hidden_widths(),
+                cfg.outputs,
+                cfg.max_batch
+            )
+        })
+    }
+
+    /// The sections of a valid config; `InvalidConfig` when a size overflows.
+    fn lay_out(cfg: &Config, header_bytes: usize) -> Result<Plan, Error> {
         let (dims, n_dims) = cfg.dims();
         let k = cfg.n_hidden;
         let mut layers = [LayerPlan::default(); MAX_LAYERS];

@@ -493,7 +493,13 @@ impl Model {
     /// `InvalidArgument`, writing nothing. Does not allocate.
     pub fn save(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let n = self.save_size();
-        let out = buf.get_mut(..n).ok_or(Error::InvalidArgument)?;
+        let cap = buf.len();
+        let out = buf.get_mut(..n).ok_or_else(|| {
+            crate::last_error::refuse!(
+                InvalidArgument,
+                "cap = {cap} bytes is too small for the checkpoint: flowmlp_save_size is {n}"
+            )
+        })?;
         let cfg = self.config();
         out[..8].copy_from_slice(&MAGIC);
         put_u32(out, 8, VERSION);
@@ -557,7 +563,10 @@ impl Model {
     /// `max_batch` makes the arena overflow, `OutOfMemory`).
     pub fn load(bytes: &[u8], max_batch: usize, isa: Isa) -> Result<Model, Error> {
         if max_batch == 0 {
-            return Err(Error::InvalidConfig);
+            return Err(crate::last_error::refuse!(
+                InvalidConfig,
+                "max_batch must be >= 1, got 0"
+            ));
         }
         let ck = check(bytes)?;
         let config = ck.header.config.max_batch(max_batch).isa(isa);
@@ -605,7 +614,10 @@ impl Model {
     /// read.
     pub fn load_file(path: impl AsRef<Path>, max_batch: usize, isa: Isa) -> Result<Model, Error> {
         if max_batch == 0 {
-            return Err(Error::InvalidConfig);
+            return Err(crate::last_error::refuse!(
+                InvalidConfig,
+                "max_batch must be >= 1, got 0"
+            ));
         }
         let mut file = std::fs::File::open(path.as_ref()).map_err(|_| Error::Io)?;
         let mut head = [0u8; FIXED];

@@ -1,5 +1,6 @@
 //! The network's topology and creation options, validated before anything is allocated.
 
+use crate::last_error::refuse;
 use crate::Error;
 
 /// Most hidden layers a model may have (the contract's k <= 8).
@@ -158,20 +159,50 @@ impl Config {
         &self.hidden[..self.n_hidden.min(MAX_HIDDEN)]
     }
 
-    /// Check dimensions (not sizes; the arena plan checks those).
+    /// Check dimensions (not sizes; the arena plan checks those). The sentences name
+    /// the C fields (`flowmlp_last_error_message` is where they are read).
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let ok = self.inputs >= 1
-            && self.outputs >= 1
-            && (1..=MAX_HIDDEN).contains(&self.n_hidden)
-            && self.max_batch >= 1
-                        && self.hidden_widths().iter().all(|&h| h >= 1)
-            // A softmax over one output is constant: nothing to learn.
-            && !(self.loss == Loss::CrossEntropy && self.outputs < 2);
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::InvalidConfig)
+        if self.inputs == 0 {
+            return Err(refuse!(
+                InvalidConfig,
+                "config.n_inputs must be >= 1, got 0"
+            ));
         }
+        if self.outputs == 0 {
+            return Err(refuse!(
+                InvalidConfig,
+                "config.n_outputs must be >= 1, got 0"
+            ));
+        }
+        if !(1..=MAX_HIDDEN).contains(&self.n_hidden) {
+            return Err(refuse!(
+                InvalidConfig,
+                "config.n_hidden must be 1..={MAX_HIDDEN}, got {}",
+                self.n_hidden
+            ));
+        }
+        if let Some(i) = self.hidden_widths().iter().position(|&h| h == 0) {
+            return Err(refuse!(
+                InvalidConfig,
+                "config.hidden[{i}] must be >= 1 (config.n_hidden = {}), got 0",
+                self.n_hidden
+            ));
+        }
+        if self.max_batch == 0 {
+            return Err(refuse!(
+                InvalidConfig,
+                "config.max_batch must be >= 1, got 0"
+            ));
+        }
+        // A softmax over one output is constant: nothing to learn.
+        if self.loss == Loss::CrossEntropy && self.outputs < 2 {
+            return Err(refuse!(
+                InvalidConfig,
+                "config.loss = 1 (cross-entropy) needs n_outputs >= 2, got {}",
+                self.outputs
+            ));
+        }
+        Ok(())
     }
 
     /// `[d, h_1, .., h_k, m]` and its length.

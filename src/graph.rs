@@ -154,7 +154,13 @@ impl Model {
     /// Allocates nothing.
     pub fn graph_dot(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let size = self.graph_dot_size();
-        let out = buf.get_mut(..size).ok_or(Error::InvalidArgument)?;
+        let cap = buf.len();
+        let out = buf.get_mut(..size).ok_or_else(|| {
+            crate::last_error::refuse!(
+                InvalidArgument,
+                "cap = {cap} bytes is too small for the graph: it needs {size} (NUL included)"
+            )
+        })?;
         let (text, nul) = out.split_at_mut(size - 1);
         let mut sw = SliceWriter { buf: text, pos: 0 };
         self.write_graph_dot(&mut sw).map_err(|_| Error::Internal)?;

@@ -39,6 +39,7 @@ pub mod ffi;
 mod graph;
 mod init;
 mod kernels;
+mod last_error;
 mod loss;
 mod model;
 mod optim;

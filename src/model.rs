@@ -31,6 +31,7 @@ use crate::kernels::{
 };
 use crate::optim::{clip_scale, Optimizer, Update};
 
+use crate::last_error::refuse;
 use crate::Error;
 
 /// The header at the start of the arena.
@@ -160,13 +161,22 @@ fn nonfinite_bit(v: f32) -> u32 {
     ((v.to_bits() & 0x7f80_0000) + 0x0080_0000) & 0x8000_0000
 }
 
+/// A buffer of the wrong length (`want` floats).
+#[cold]
+fn wrong_len(name: &str, want: usize) -> Error {
+    refuse!(InvalidArgument, "{name} must hold {want} values")
+}
+
 /// Learning rates must be finite and not negative.
 fn check_lr(lr: f32) -> Result<(), Error> {
     // Two compares, both false for NaN.
     if (0.0..=f32::MAX).contains(&lr) {
         Ok(())
     } else {
-        Err(Error::InvalidArgument)
+        Err(refuse!(
+            InvalidArgument,
+            "learning_rate must be finite and >= 0, got {lr}"
+        ))
     }
 }
 
@@ -222,10 +232,20 @@ impl Model {
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
         let kernels = kernels::select(config.isa)?;
         if memory.is_null() {
-            return Err(Error::NullPointer);
+            return Err(refuse!(NullPointer, "memory is NULL"));
         }
-        if !(memory as usize).is_multiple_of(ALIGN) || size < plan.total {
-            return Err(Error::InvalidArgument);
+        if !(memory as usize).is_multiple_of(ALIGN) {
+            return Err(refuse!(
+                InvalidArgument,
+                "memory = {memory:p} must be aligned to {ALIGN} bytes"
+            ));
+        }
+        if size < plan.total {
+            return Err(refuse!(
+                InvalidArgument,
+                "size = {size} bytes is less than the model needs, {} (flowmlp_arena_size)",
+                plan.total
+            ));
         }
         // SAFETY: the caller guarantees `size >= plan.total` writable bytes.
         unsafe { core::ptr::write_bytes(memory, 0, plan.total) };
@@ -361,7 +381,10 @@ impl Model {
             return Ok(1);
         }
         if x_len == 0 || !x_len.is_multiple_of(d) {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "x.len() = {x_len} is not a positive multiple of n_inputs ({d})"
+            ));
         }
         let n = x_len / d;
         if n > self.st().plan.max_batch {
@@ -398,7 +421,7 @@ impl Model {
         let s = self.st();
         let m = s.plan.outputs;
         if y_out.as_ref().is_some_and(|y| y.len() != n * m) {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("y_out", n * m));
         }
         // Copy into the spare input buffer, checking as we go: the kept forward stays
         // intact if x is refused.
@@ -434,7 +457,7 @@ impl Model {
         let s = self.st();
         let m = s.plan.outputs;
         if y_out.as_ref().is_some_and(|y| y.len() != m) {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("y_out", m));
         }
         let spare = 1 - s.x;
         let ctx = RowCtx {
@@ -475,7 +498,7 @@ impl Model {
             return Err(Error::NoForward);
         }
         if y.len() != n * s.plan.outputs {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("y", n * s.plan.outputs));
         }
         if !self.all_finite(y) {
             return Err(Error::NonFinite);
@@ -499,6 +522,16 @@ impl Model {
             .saturating_add(PREDICT_SLACK)
     }
 
+    #[cold]
+    fn workspace_too_small(&self, len: usize) -> Error {
+        refuse!(
+            InvalidArgument,
+            "workspace_len = {len} bytes is too small for one row: \
+             flowmlp_predict_workspace_size(model, 1) is {}",
+            self.predict_workspace_size(1)
+        )
+    }
+
     /// Bytes of workspace one row takes: two activation rows of the widest layer, the
     /// head's scratch, and the row's outputs (which `classify` keeps in the workspace).
     fn predict_row_bytes(&self) -> usize {
@@ -516,12 +549,18 @@ impl Model {
         let plan = &self.st().plan;
         let (d, m) = (plan.inputs, plan.outputs);
         if x.is_empty() || !x.len().is_multiple_of(d) || y_out.len() != x.len() / d * m {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "x.len() = {} and y_out.len() = {} are not n x n_inputs ({d}) and \
+                 n x n_outputs ({m}) for some n >= 1",
+                x.len(),
+                y_out.len()
+            ));
         }
         let n = x.len() / d;
         let chunk = workspace.len().saturating_sub(PREDICT_SLACK) / self.predict_row_bytes();
         if chunk == 0 {
-            return Err(Error::InvalidArgument);
+            return Err(self.workspace_too_small(workspace.len()));
         }
         if !self.all_finite(x) {
             return Err(Error::NonFinite);
@@ -588,11 +627,17 @@ impl Model {
         let plan = &self.st().plan;
         let (d, m) = (plan.inputs, plan.outputs);
         if x.is_empty() || !x.len().is_multiple_of(d) || classes.len() != x.len() / d {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "x.len() = {} and classes.len() = {} are not n x n_inputs ({d}) and n for \
+                 some n >= 1",
+                x.len(),
+                classes.len()
+            ));
         }
         let chunk = workspace.len().saturating_sub(PREDICT_SLACK) / self.predict_row_bytes();
         if chunk == 0 {
-            return Err(Error::InvalidArgument);
+            return Err(self.workspace_too_small(workspace.len()));
         }
         // Every row is checked before any class is written.
         if !self.all_finite(x) {
@@ -624,7 +669,7 @@ impl Model {
     pub fn predict_class(&mut self, x: &[f32], classes: &mut [u32]) -> Result<(), Error> {
         let n = self.rows_of(x.len())?;
         if classes.len() != n {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("classes", n));
         }
         self.forward(x, None)?;
         let s = self.st();
@@ -720,7 +765,10 @@ impl Model {
     /// `torch.nn.utils.clip_grad_norm_(max_norm)` does; 0 turns clipping off.
     pub fn set_grad_clip(&mut self, max_norm: f32) -> Result<(), Error> {
         if !(max_norm.is_finite() && max_norm >= 0.0) {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "max_norm must be finite and >= 0 (0: no clipping), got {max_norm}"
+            ));
         }
         let s = self.st_mut();
         s.clip_norm = max_norm;
@@ -794,7 +842,7 @@ impl Model {
         // loop's case: one kernel call, which checks x and y itself.
         if let (true, Some(course)) = (x.len() == s.plan.inputs, s.course_train) {
             if y.len() != 1 {
-                return Err(Error::InvalidArgument);
+                return Err(wrong_len("y", 1));
             }
             check_lr(learning_rate)?;
             return self.train_course(course, x, y, learning_rate);
@@ -808,7 +856,7 @@ impl Model {
     fn train_batch(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
         let n = self.rows_of(x.len())?;
         if y.len() != n * self.st().plan.outputs {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("y", n * self.st().plan.outputs));
         }
         check_lr(learning_rate)?;
         if !self.all_finite(x) || !self.all_finite(y) {
@@ -928,7 +976,7 @@ impl Model {
             return self.export(self.grads(), out);
         }
         if out.len() != self.param_count() {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("out", self.param_count()));
         }
         self.st()
             .plan
@@ -939,7 +987,7 @@ impl Model {
     /// Replace the parameters (flat layout, all finite). Drops the kept forward.
     pub fn set_params(&mut self, values: &[f32]) -> Result<(), Error> {
         if values.len() != self.param_count() {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("values", self.param_count()));
         }
         if !self.all_finite(values) {
             return Err(Error::NonFinite);
@@ -953,7 +1001,7 @@ impl Model {
 
     fn export(&self, internal: &[f32], out: &mut [f32]) -> Result<(), Error> {
         if out.len() != self.param_count() {
-            return Err(Error::InvalidArgument);
+            return Err(wrong_len("out", self.param_count()));
         }
         self.st()
             .plan

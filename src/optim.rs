@@ -15,6 +15,7 @@
 //! creation for Adam, so switching optimizers never allocates; `set_optimizer` starts
 //! from fresh state, as a new PyTorch optimizer would.
 
+use crate::last_error::refuse;
 use crate::Error;
 
 /// An optimizer and its hyperparameters. The learning rate is given to each step.
@@ -92,16 +93,44 @@ impl Optimizer {
         matches!(self, Optimizer::Sgd { momentum, weight_decay, .. } if *momentum == 0.0 && *weight_decay == 0.0)
     }
 
-    /// Hyperparameters in range, or `InvalidArgument`.
+    /// Hyperparameters in range, or `InvalidArgument` naming the field (as the C
+    /// struct `flowmlp_optimizer` spells it).
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let unit = |x: f32| (0.0..1.0).contains(&x);
-        let decay = |x: f32| x.is_finite() && x >= 0.0;
-        let ok = match *self {
+        let unit = |name: &str, x: f32| {
+            if (0.0..1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(refuse!(
+                    InvalidArgument,
+                    "optimizer.{name} must be in [0, 1), got {x}"
+                ))
+            }
+        };
+        let decay = |x: f32| {
+            if x.is_finite() && x >= 0.0 {
+                Ok(())
+            } else {
+                Err(refuse!(
+                    InvalidArgument,
+                    "optimizer.weight_decay must be finite and >= 0, got {x}"
+                ))
+            }
+        };
+        match *self {
             Optimizer::Sgd {
                 momentum,
                 nesterov,
                 weight_decay,
-            } => unit(momentum) && decay(weight_decay) && (!nesterov || momentum > 0.0),
+            } => {
+                unit("momentum", momentum)?;
+                decay(weight_decay)?;
+                if nesterov && momentum <= 0.0 {
+                    return Err(refuse!(
+                        InvalidArgument,
+                        "optimizer.nesterov = 1 needs optimizer.momentum > 0, got {momentum}"
+                    ));
+                }
+            }
             Optimizer::Adam {
                 beta1,
                 beta2,
@@ -113,13 +142,20 @@ impl Optimizer {
                 beta2,
                 eps,
                 weight_decay,
-            } => unit(beta1) && unit(beta2) && eps.is_finite() && eps > 0.0 && decay(weight_decay),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument)
+            } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(refuse!(
+                        InvalidArgument,
+                        "optimizer.eps must be finite and > 0 (flowmlp_optimizer_defaults gives \
+                         1e-8), got {eps}"
+                    ));
+                }
+                decay(weight_decay)?;
+            }
         }
+        Ok(())
     }
 }
 

@@ -375,11 +375,17 @@ fn describe(out: &Output) -> String {
 
 /// The result line `subprocess_probe` printed under `FLOWMLP_ISA` = `value`.
 fn probe(value: &str) -> String {
+    probe_line(value, "probe: ")
+}
+
+/// The line starting with `prefix` that `subprocess_probe` printed under
+/// `FLOWMLP_ISA` = `value` (without the prefix).
+fn probe_line(value: &str, prefix: &str) -> String {
     let out = run_child("subprocess_probe", &[("FLOWMLP_ISA", Some(value))]);
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("probe: "))
+        .find_map(|l| l.strip_prefix(prefix))
         .map(str::to_string);
     match line {
         Some(line) if out.status.success() => line,
@@ -405,6 +411,9 @@ fn subprocess_probe() {
         Ok(m) => m.isa_name(),
         Err(s) => format!("{s:?}"),
     };
+    // SAFETY: a NUL-terminated string that lives until this thread's next failure.
+    let why = unsafe { std::ffi::CStr::from_ptr(flowmlp::ffi::flowmlp_last_error_message()) };
+    println!("\nprobe-error: {}", why.to_string_lossy());
     let scalar = match Model::new(&cfg().isa(Isa::Scalar)) {
         Ok(m) => m.isa().name().to_string(),
         Err(e) => format!("{e:?}"),
@@ -442,6 +451,19 @@ fn flowmlp_isa_steers_auto() {
     }
     for value in ["bogus", "avx", "sse2", "scalar,avx2"] {
         assert_eq!(probe(value), refused, "FLOWMLP_ISA={value:?}");
+    }
+    // The C caller learns why: the variable's value and the names it may take.
+    assert_eq!(
+        probe_line("bogus", "probe-error: "),
+        "FLOWMLP_ISA=bogus is not a kernel set: scalar, avx2, avx512, neon or auto"
+    );
+    for isa in unsupported() {
+        let why = probe_line(isa.name(), "probe-error: ");
+        assert!(
+            why.contains(isa.name()) && why.contains("not supported"),
+            "FLOWMLP_ISA={}: {why}",
+            isa.name()
+        );
     }
     println!(
         "dispatch: FLOWMLP_ISA checked in child processes (best here: {best}; refused: {})",

@@ -633,11 +633,65 @@ fn c_refused(
     let before = c_snap(m);
     let got = call();
     assert_eq!(got, want, "{what}");
+    check_last_error(what, got);
     assert!(
         c_snap(m) == before,
         "{what}: parameters or gradients changed"
     );
     t.add(&format!("C {what}"));
+}
+
+/// Names of C arguments and config fields one of which the sentence of an argument or
+/// config refusal must name.
+const NAMES: &[&str] = &[
+    "config.",
+    "optimizer.",
+    " is NULL",
+    "n = ",
+    "len = ",
+    "cap = ",
+    "size = ",
+    "memory = ",
+    "workspace_len = ",
+    "learning_rate",
+    "isa = ",
+    "max_batch",
+    "kind = ",
+];
+
+/// After a refused C call: `flowmlp_last_error_message` gives a sentence of its own
+/// (not the status's) that names the argument or field and the value, for every NULL,
+/// INVALID_CONFIG and INVALID_ARGUMENT refusal; the status's sentence otherwise.
+#[track_caller]
+fn check_last_error(what: &str, got: flowmlp_status) {
+    // SAFETY: both return NUL-terminated strings that live until the next failure.
+    let (last, generic) = unsafe {
+        (
+            std::ffi::CStr::from_ptr(flowmlp_last_error_message()),
+            std::ffi::CStr::from_ptr(flowmlp_status_message(got as i32)),
+        )
+    };
+    let last = last.to_str().expect("UTF-8");
+    if matches!(
+        got,
+        FLOWMLP_ERROR_NULL_POINTER | FLOWMLP_ERROR_INVALID_CONFIG | FLOWMLP_ERROR_INVALID_ARGUMENT
+    ) {
+        assert_ne!(
+            last,
+            generic.to_str().unwrap(),
+            "{what}: no sentence of its own"
+        );
+        assert!(
+            NAMES.iter().any(|n| last.contains(n)),
+            "{what}: {last:?} names no argument or field"
+        );
+        assert!(
+            last.contains("NULL") || last.chars().any(|c| c.is_ascii_digit()),
+            "{what}: {last:?} states no value"
+        );
+    } else if got != FLOWMLP_OK {
+        assert!(!last.is_empty(), "{what}: empty sentence");
+    }
 }
 
 /// `flowmlp_create` must fail with `want` and leave `*out` unwritten.
@@ -648,6 +702,7 @@ fn c_create_fails(t: &mut Tally, what: &str, c: &flowmlp_config, want: flowmlp_s
     // SAFETY: valid pointers.
     let got = unsafe { flowmlp_create(c, &mut out) };
     assert_eq!(got, want, "{what}");
+    check_last_error(what, got);
     assert_eq!(out, sentinel, "{what}: *out_model written");
     // SAFETY: valid pointer.
     assert_eq!(unsafe { flowmlp_arena_size(c) }, 0, "{what}: arena size");
@@ -1135,7 +1190,9 @@ fn c_model_rows(t: &mut Tally, isa: Isa, dir: &std::path::Path) {
         let opens =
             |what: &str| what.contains("_file") && !what.contains("NULL") && !what.contains("isa");
         for (what, want, call) in loads.iter().filter(|(w, ..)| !(cfg!(miri) && opens(w))) {
-            assert_eq!(call(), *want, "{what}");
+            let got = call();
+            assert_eq!(got, *want, "{what}");
+            check_last_error(what, got);
             assert_eq!(lo, sentinel, "{what}: *out_model written");
             t.add(&format!("C {what}"));
         }

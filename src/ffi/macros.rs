@@ -8,8 +8,14 @@ macro_rules! ffi_status {
             || -> Result<(), $crate::Error> { $body },
         )) {
             Ok(Ok(())) => $crate::ffi::flowmlp_status::FLOWMLP_OK,
-            Ok(Err(e)) => $crate::ffi::flowmlp_status::from(e),
-            Err(_) => $crate::ffi::flowmlp_status::FLOWMLP_ERROR_INTERNAL,
+            Ok(Err(e)) => {
+                $crate::last_error::finish(e);
+                $crate::ffi::flowmlp_status::from(e)
+            }
+            Err(_) => {
+                $crate::last_error::finish($crate::Error::Internal);
+                $crate::ffi::flowmlp_status::FLOWMLP_ERROR_INTERNAL
+            }
         }
     }};
 }
@@ -21,11 +27,15 @@ macro_rules! ffi_value {
     }};
 }
 
-/// A non-null pointer, or return `Err(Error::NullPointer)`.
+/// A non-null pointer, or return `Err(Error::NullPointer)` naming the argument.
 macro_rules! non_null {
     ($p:expr) => {{
         if $p.is_null() {
-            return Err($crate::Error::NullPointer);
+            return Err($crate::last_error::refuse!(
+                NullPointer,
+                "{} is NULL",
+                stringify!($p)
+            ));
         }
         $p
     }};

@@ -11,6 +11,7 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use crate::config::{Config, Isa, Loss, MAX_HIDDEN};
+use crate::last_error::refuse;
 use crate::model::{Model, State};
 use crate::optim::Optimizer;
 use crate::Error;
@@ -71,7 +72,9 @@ pub enum flowmlp_optimizer_kind {
 }
 
 /// An optimizer and its hyperparameters, for `flowmlp_set_optimizer`; fields that
-/// `kind` does not use are ignored. The learning rate is given to each step.
+/// `kind` does not use are ignored. The learning rate is given to each step. Start
+/// from `flowmlp_optimizer_defaults(kind, &opt)`, which fills the defaults named
+/// below; a zeroed struct is valid only for SGD.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct flowmlp_optimizer {
@@ -93,31 +96,95 @@ pub struct flowmlp_optimizer {
     pub clip_norm: f32,
 }
 
+/// `flowmlp_optimizer_kind` values as the `kind` field holds them.
+const KIND_SGD: u32 = flowmlp_optimizer_kind::FLOWMLP_OPTIMIZER_SGD as u32;
+const KIND_ADAM: u32 = flowmlp_optimizer_kind::FLOWMLP_OPTIMIZER_ADAM as u32;
+const KIND_ADAMW: u32 = flowmlp_optimizer_kind::FLOWMLP_OPTIMIZER_ADAMW as u32;
+
 impl flowmlp_optimizer {
+    /// The C form of `opt` (no clipping).
+    fn from_optimizer(opt: Optimizer) -> flowmlp_optimizer {
+        let mut c = flowmlp_optimizer {
+            kind: 0,
+            momentum: 0.0,
+            nesterov: 0,
+            beta1: 0.0,
+            beta2: 0.0,
+            eps: 0.0,
+            weight_decay: 0.0,
+            clip_norm: 0.0,
+        };
+        match opt {
+            Optimizer::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => {
+                c.kind = KIND_SGD;
+                c.momentum = momentum;
+                c.nesterov = u32::from(nesterov);
+                c.weight_decay = weight_decay;
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            }
+            | Optimizer::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                c.kind = if matches!(opt, Optimizer::Adam { .. }) {
+                    KIND_ADAM
+                } else {
+                    KIND_ADAMW
+                };
+                c.beta1 = beta1;
+                c.beta2 = beta2;
+                c.eps = eps;
+                c.weight_decay = weight_decay;
+            }
+        }
+        c
+    }
+
     fn to_optimizer(self) -> Result<Optimizer, Error> {
         Ok(match self.kind {
-            0 => Optimizer::Sgd {
+            KIND_SGD => Optimizer::Sgd {
                 momentum: self.momentum,
                 nesterov: match self.nesterov {
                     0 => false,
                     1 => true,
-                    _ => return Err(Error::InvalidArgument),
+                    v => {
+                        return Err(refuse!(
+                            InvalidArgument,
+                            "optimizer.nesterov must be 0 or 1, got {v}"
+                        ))
+                    }
                 },
                 weight_decay: self.weight_decay,
             },
-            1 => Optimizer::Adam {
+            KIND_ADAM => Optimizer::Adam {
                 beta1: self.beta1,
                 beta2: self.beta2,
                 eps: self.eps,
                 weight_decay: self.weight_decay,
             },
-            2 => Optimizer::AdamW {
+            KIND_ADAMW => Optimizer::AdamW {
                 beta1: self.beta1,
                 beta2: self.beta2,
                 eps: self.eps,
                 weight_decay: self.weight_decay,
             },
-            _ => return Err(Error::InvalidArgument),
+            k => {
+                return Err(refuse!(
+                    InvalidArgument,
+                    "optimizer.kind = {k} is not an optimizer: 0 (SGD), 1 (Adam), 2 (AdamW)"
+                ))
+            }
         })
     }
 }
@@ -147,11 +214,28 @@ pub struct flowmlp_config {
 
 impl flowmlp_config {
     fn to_config(self) -> Result<Config, Error> {
-        let isa = Isa::from_u32(self.isa).ok_or(Error::InvalidConfig)?;
-        let loss = Loss::from_u32(self.loss).ok_or(Error::InvalidConfig)?;
+        let isa = Isa::from_u32(self.isa).ok_or_else(|| {
+            refuse!(
+                InvalidConfig,
+                "config.isa = {} is not a flowmlp_isa value: 0 (auto), 1 (scalar), 2 (avx2), \
+                 3 (avx512), 4 (neon)",
+                self.isa
+            )
+        })?;
+        let loss = Loss::from_u32(self.loss).ok_or_else(|| {
+            refuse!(
+                InvalidConfig,
+                "config.loss = {} is not a flowmlp_loss value: 0 (mean squared error), \
+                 1 (cross-entropy)",
+                self.loss
+            )
+        })?;
         let n_hidden = self.n_hidden as usize;
         if !(1..=MAX_HIDDEN).contains(&n_hidden) {
-            return Err(Error::InvalidConfig);
+            return Err(refuse!(
+                InvalidConfig,
+                "config.n_hidden must be 1..={MAX_HIDDEN}, got {n_hidden}"
+            ));
         }
         let mut cfg = Config::new(self.n_inputs as usize, &[], self.n_outputs as usize)
             .max_batch(self.max_batch as usize)
@@ -171,7 +255,7 @@ impl flowmlp_config {
 /// # Safety
 /// `p` is NULL or a live handle from `flowmlp_create`, used by no other thread now.
 unsafe fn borrow(p: *const flowmlp_model) -> Result<ManuallyDrop<Model>, Error> {
-    let p = NonNull::new(p as *mut State).ok_or(Error::NullPointer)?;
+    let p = NonNull::new(p as *mut State).ok_or_else(|| refuse!(NullPointer, "model is NULL"))?;
     // SAFETY: the caller guarantees a live handle; ManuallyDrop keeps it alive.
     Ok(ManuallyDrop::new(unsafe { Model::from_raw(p) }))
 }
@@ -196,12 +280,25 @@ unsafe fn floats_mut<'a>(p: *mut f32, len: usize) -> Result<&'a mut [f32], Error
     Ok(unsafe { core::slice::from_raw_parts_mut(p, len) })
 }
 
+/// `n` rows whose floats do not fit in `size_t`.
+#[cold]
+fn too_many_rows(n: usize) -> Error {
+    refuse!(InvalidArgument, "n = {n} rows overflow size_t")
+}
+
 /// Rows `n` checked before any pointer arithmetic uses them.
 fn check_rows(model: &Model, n: usize) -> Result<(), Error> {
+    let max = model.config().max_batch;
     if n == 0 {
-        Err(Error::InvalidArgument)
-    } else if n > model.config().max_batch {
-        Err(Error::BatchTooLarge)
+        Err(refuse!(
+            InvalidArgument,
+            "n = 0: a call takes 1..={max} rows"
+        ))
+    } else if n > max {
+        Err(refuse!(
+            BatchTooLarge,
+            "n = {n} is more rows than the model's max_batch ({max})"
+        ))
     } else {
         Ok(())
     }
@@ -462,7 +559,11 @@ pub unsafe extern "C" fn flowmlp_get_params(
         let m = unsafe { borrow(model) }?;
         non_null!(out);
         if len != m.param_count() {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "len = {len} must be the model's parameter count, {}",
+                m.param_count()
+            ));
         }
         // SAFETY: the caller guarantees len writable floats at out.
         m.get_params(unsafe { floats_mut(out, len) }?)
@@ -487,7 +588,11 @@ pub unsafe extern "C" fn flowmlp_set_params(
         let mut m = unsafe { borrow(model) }?;
         non_null!(values);
         if len != m.param_count() {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "len = {len} must be the model's parameter count, {}",
+                m.param_count()
+            ));
         }
         // SAFETY: the caller guarantees len floats at values.
         m.set_params(unsafe { floats(values, len) }?)
@@ -512,7 +617,11 @@ pub unsafe extern "C" fn flowmlp_get_grads(
         let m = unsafe { borrow(model) }?;
         non_null!(out);
         if len != m.param_count() {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "len = {len} must be the model's parameter count, {}",
+                m.param_count()
+            ));
         }
         // SAFETY: the caller guarantees len writable floats at out.
         m.get_grads(unsafe { floats_mut(out, len) }?)
@@ -557,10 +666,24 @@ pub extern "C" fn flowmlp_isa_supported(isa: u32) -> c_int {
 }
 
 /// A static, human-readable sentence for a status value (any value, even unknown
-/// ones; do not free).
+/// ones; do not free). It takes an `int` rather than `flowmlp_status` so that any
+/// value is well defined, also one that is no status.
 #[no_mangle]
 pub extern "C" fn flowmlp_status_message(status: c_int) -> *const c_char {
     status::message(status).as_ptr()
+}
+
+/// One sentence on the last call that failed on the calling thread: the argument or
+/// config field, the value refused and the rule, for example "config.loss = 1
+/// (cross-entropy) needs n_outputs >= 2, got 1" or "optimizer.eps must be finite
+/// and > 0 (...), got 0". Where a call has nothing more to say than its status, the
+/// sentence is `flowmlp_status_message`'s. Successful calls leave it as it is (like
+/// `errno`). The string belongs to the thread: valid until its next failed call or
+/// its end; do not free. Allocates nothing, now or in the failing call (which formats
+/// at most 255 bytes into a per-thread buffer).
+#[no_mangle]
+pub extern "C" fn flowmlp_last_error_message() -> *const c_char {
+    crate::last_error::c_message()
 }
 
 /// The library version, e.g. "0.1.0" (a static string).
@@ -621,7 +744,13 @@ pub unsafe extern "C" fn flowmlp_save(
 /// INVALID_CONFIG, as for `flowmlp_config.isa` in `flowmlp_create` (it becomes that
 /// field of the loaded model's config).
 fn load_isa(isa: u32) -> Result<Isa, Error> {
-    Isa::from_u32(isa).ok_or(Error::InvalidConfig)
+    Isa::from_u32(isa).ok_or_else(|| {
+        refuse!(
+            InvalidConfig,
+            "isa = {isa} is not a flowmlp_isa value: 0 (auto), 1 (scalar), 2 (avx2), \
+             3 (avx512), 4 (neon)"
+        )
+    })
 }
 
 /// Create a model from a checkpoint written by `flowmlp_save` (`buf[0..len]`), with
@@ -683,7 +812,7 @@ unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a std::path::Path, Error
     {
         core::str::from_utf8(bytes)
             .map(std::path::Path::new)
-            .map_err(|_| Error::InvalidArgument)
+            .map_err(|_| refuse!(InvalidArgument, "path is not UTF-8"))
     }
 }
 
@@ -740,6 +869,42 @@ pub unsafe extern "C" fn flowmlp_load_file(
     })
 }
 
+/// Fill `*out` with the defaults of optimizer `kind` (a `flowmlp_optimizer_kind`
+/// value), PyTorch's: SGD without momentum or weight decay; Adam with beta1 0.9,
+/// beta2 0.999, eps 1e-8 and no weight decay; AdamW the same with weight decay 0.01;
+/// no clipping. Change the fields you want, then pass it to `flowmlp_set_optimizer`.
+/// (A zeroed struct is not a default: Adam's eps must be > 0.) The Rust API's
+/// `Optimizer::SGD`, `Optimizer::ADAM` and `Optimizer::ADAMW` are the same values.
+///
+/// Errors: NULL `out`; an unknown `kind` (INVALID_ARGUMENT); `*out` is then not
+/// written.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_optimizer_defaults(
+    kind: u32,
+    out: *mut flowmlp_optimizer,
+) -> flowmlp_status {
+    ffi_status!({
+        let out = non_null!(out);
+        let opt = match kind {
+            KIND_SGD => Optimizer::SGD,
+            KIND_ADAM => Optimizer::ADAM,
+            KIND_ADAMW => Optimizer::ADAMW,
+            k => {
+                return Err(refuse!(
+                    InvalidArgument,
+                    "kind = {k} is not an optimizer: 0 (SGD), 1 (Adam), 2 (AdamW)"
+                ))
+            }
+        };
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out = flowmlp_optimizer::from_optimizer(opt) };
+        Ok(())
+    })
+}
+
 /// Choose the optimizer of `flowmlp_step` and `flowmlp_train_step` (plain SGD until
 /// this is called) and its gradient clipping. Resets the optimizer state (momentum,
 /// moments, step count) as a new PyTorch optimizer would; allocates nothing.
@@ -764,7 +929,11 @@ pub unsafe extern "C" fn flowmlp_set_optimizer(
         let optimizer = opt.to_optimizer()?;
         optimizer.validate()?;
         if !(opt.clip_norm.is_finite() && opt.clip_norm >= 0.0) {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(
+                InvalidArgument,
+                "optimizer.clip_norm must be finite and >= 0 (0: no clipping), got {}",
+                opt.clip_norm
+            ));
         }
         m.set_optimizer(optimizer)?;
         m.set_grad_clip(opt.clip_norm)
@@ -854,12 +1023,12 @@ pub unsafe extern "C" fn flowmlp_predict(
         non_null!(y_out);
         let workspace = non_null!(workspace);
         if n == 0 {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(InvalidArgument, "n = 0: give at least one row"));
         }
         let cfg = m.config();
         let (xl, yl) = (
-            n.checked_mul(cfg.inputs).ok_or(Error::InvalidArgument)?,
-            n.checked_mul(cfg.outputs).ok_or(Error::InvalidArgument)?,
+            n.checked_mul(cfg.inputs).ok_or_else(|| too_many_rows(n))?,
+            n.checked_mul(cfg.outputs).ok_or_else(|| too_many_rows(n))?,
         );
         // SAFETY: the caller guarantees the sizes stated for x, y_out and workspace.
         let (x, y, ws) = unsafe {
@@ -902,11 +1071,11 @@ pub unsafe extern "C" fn flowmlp_classify(
         let classes_out = non_null!(classes_out);
         let workspace = non_null!(workspace);
         if n == 0 {
-            return Err(Error::InvalidArgument);
+            return Err(refuse!(InvalidArgument, "n = 0: give at least one row"));
         }
         let xl = n
             .checked_mul(m.config().inputs)
-            .ok_or(Error::InvalidArgument)?;
+            .ok_or_else(|| too_many_rows(n))?;
         // SAFETY: the caller guarantees the sizes stated for x, classes_out and
         // workspace.
         let (x, classes, ws) = unsafe {

@@ -10,6 +10,7 @@
 //! all sizes before it calls a kernel.
 
 use crate::config::Isa;
+use crate::last_error::refuse;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -301,9 +302,22 @@ pub(crate) fn select(requested: Isa) -> Result<&'static Kernels, crate::Error> {
     let isa = match requested {
         Isa::Auto => match env_request() {
             None => return Ok(best()),
-            Some(named) => named.ok_or(crate::Error::UnsupportedIsa)?,
+            Some(named) => named.ok_or_else(|| {
+                let v = std::env::var_os("FLOWMLP_ISA").unwrap_or_default();
+                refuse!(
+                    UnsupportedIsa,
+                    "FLOWMLP_ISA={} is not a kernel set: scalar, avx2, avx512, neon or auto",
+                    v.to_string_lossy()
+                )
+            })?,
         },
         isa => isa,
     };
-    table(isa).ok_or(crate::Error::UnsupportedIsa)
+    table(isa).ok_or_else(|| {
+        refuse!(
+            UnsupportedIsa,
+            "kernel set {} is not supported by this CPU or build (flowmlp_isa_supported)",
+            isa.name()
+        )
+    })
 }
