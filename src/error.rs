@@ -49,10 +49,10 @@ impl Error {
         match self {
             Error::NullPointer => c"a required pointer was NULL",
             Error::InvalidConfig => {
-                c"invalid configuration: a zero dimension, more than 8 hidden layers, an unknown isa value, or sizes that overflow"
+                c"invalid configuration: a zero dimension, more than 8 hidden layers, an unknown isa or loss value, cross-entropy with one output, or sizes that overflow"
             }
             Error::InvalidArgument => {
-                c"invalid argument: a wrong length, zero rows, a negative or non-finite learning rate, or a buffer too small or misaligned"
+                c"invalid argument: a wrong length, zero rows, a negative or non-finite learning rate, an optimizer hyperparameter out of range, or a buffer too small or misaligned"
             }
             Error::BatchTooLarge => c"the batch has more rows than the model's max_batch",
             Error::OutOfMemory => c"the model's memory could not be allocated",

@@ -377,3 +377,44 @@ fn cpp_example_fits_the_sine() {
         "largest error on the grid",
     );
 }
+
+/// `include/flowmlp.h` as a microcontroller's freestanding C99 compiler takes it:
+/// `-std=c99 -pedantic-errors -ffreestanding`, every warning an error, and block
+/// comments only (no `//` documentation lines).
+#[test]
+fn header_is_freestanding_c99() {
+    let header = std::fs::read_to_string(root().join("include/flowmlp.h")).unwrap();
+    let line_comments: Vec<&str> = header
+        .lines()
+        .filter(|l| l.trim_start().starts_with("//"))
+        .collect();
+    assert!(
+        line_comments.is_empty(),
+        "include/flowmlp.h has // comments: {line_comments:?}"
+    );
+    let dir = out_dir("freestanding");
+    let src = dir.join("include_only.c");
+    std::fs::write(
+        &src,
+        "#include \"flowmlp.h\"\nint flowmlp_header_only(void) { return FLOWMLP_OK; }\n",
+    )
+    .unwrap();
+    let cc = compiler("CC", "cc");
+    run(
+        "compiling include/flowmlp.h freestanding",
+        Command::new(&cc[0])
+            .args(&cc[1..])
+            .args([
+                "-std=c99",
+                "-pedantic-errors",
+                "-ffreestanding",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+                "-I",
+            ])
+            .arg(root().join("include"))
+            .arg(&src),
+    );
+}

@@ -319,3 +319,84 @@ target_link_libraries(fit_sine PRIVATE flowmlp::flowmlp)
         }
     }
 }
+
+/// The README's two links against the build tree, without installing: the static
+/// library by path with the system libraries `--print native-static-libs` names (also
+/// made small with `--gc-sections`), and the shared library with `-L -lflowmlp`, which
+/// starts once `libflowmlp.so.<SONAME version>` links to it, as the README says.
+#[test]
+fn build_tree_links_as_the_readme_says() {
+    let libs = built_libs();
+    if instrumented(&libs.join("libflowmlp.a")) {
+        eprintln!("SKIPPED: libflowmlp is built with AddressSanitizer (scripts/asan.sh)");
+        return;
+    }
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let native = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
+    assert!(
+        readme.contains(&format!("libflowmlp.a {native}")),
+        "the README's static link line is not `libflowmlp.a {native}`"
+    );
+    let link_line = format!("ln -sf libflowmlp.so target/release/{SONAME}");
+    assert!(
+        readme.contains(&link_line),
+        "the README does not show `{link_line}`"
+    );
+    let work = common::build_dir("build-tree");
+    let cc = compiler("CC", "cc");
+    let online = root().join("examples/c/online.c");
+    let include = root().join("include");
+
+    // Static, by path, then small.
+    for (name, extra) in [
+        ("online_static", &[][..]),
+        ("online_small", &["-Wl,--gc-sections", "-s"][..]),
+    ] {
+        let exe = work.join(name);
+        run(
+            &format!("linking {name} against libflowmlp.a"),
+            Command::new(&cc[0])
+                .args(&cc[1..])
+                .args([
+                    "-std=c99",
+                    "-O2",
+                    "-ffunction-sections",
+                    "-fdata-sections",
+                    "-I",
+                ])
+                .arg(&include)
+                .arg(&online)
+                .arg(libs.join("libflowmlp.a"))
+                .args(words(native))
+                .args(extra)
+                .arg("-o")
+                .arg(&exe),
+        );
+        let out = run_example(name, &exe, None);
+        assert!(out.contains("final running loss"), "{out}");
+        let size = std::fs::metadata(&exe).unwrap().len();
+        println!("{name}: {size} bytes");
+    }
+
+    // Shared: a copy of the build tree's library directory, as target/release is.
+    let tree = work.join("release");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(libs.join("libflowmlp.so"), tree.join("libflowmlp.so")).unwrap();
+    std::os::unix::fs::symlink("libflowmlp.so", tree.join(SONAME)).unwrap();
+    let exe = work.join("online_shared");
+    run(
+        "linking online.c with -L -lflowmlp",
+        Command::new(&cc[0])
+            .args(&cc[1..])
+            .args(["-std=c99", "-O2", "-I"])
+            .arg(&include)
+            .arg(&online)
+            .arg("-L")
+            .arg(&tree)
+            .args(["-lflowmlp", "-lm", "-o"])
+            .arg(&exe),
+    );
+    let out = run_example("online (build tree, shared)", &exe, Some(&tree));
+    assert!(out.contains("final running loss"), "{out}");
+}

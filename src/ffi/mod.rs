@@ -54,8 +54,13 @@ pub enum flowmlp_isa {
 pub enum flowmlp_loss {
     /// Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2`.
     FLOWMLP_LOSS_MSE = 0,
-    /// Softmax cross-entropy over the m outputs (log-sum-exp, stable); the targets are
-    /// rows of class probabilities, one-hot rows for class labels. Needs m >= 2.
+    /// Softmax cross-entropy over the m outputs (log-sum-exp, stable). Needs m >= 2.
+    /// `flowmlp_forward` and `flowmlp_predict` then return logits z, not
+    /// probabilities: p_j = exp(z_j - max z) / sum_k exp(z_k - max z) (or take
+    /// `flowmlp_classify` for the class). Targets are rows of class probabilities,
+    /// one-hot rows for class labels; any non-negative weights work: the loss is
+    /// -sum_j y_j log p_j, and its gradient (sum_j y_j) p - y is exact also for rows
+    /// that do not sum to 1.
     FLOWMLP_LOSS_CROSS_ENTROPY = 1,
 }
 
@@ -397,8 +402,9 @@ pub unsafe extern "C" fn flowmlp_destroy(model: *mut flowmlp_model) {
 }
 
 /// Forward pass on `n` rows of `x` (`n x d`, row-major), 1 <= n <= max_batch.
-/// Writes the `n x m` predictions to `y_out` when it is not NULL, and keeps the
-/// activations (and a copy of `x`) for `flowmlp_backward`.
+/// Writes the `n x m` predictions to `y_out` when it is not NULL (for cross-entropy
+/// models: logits, see `FLOWMLP_LOSS_CROSS_ENTROPY`), and keeps the activations (and
+/// a copy of `x`) for `flowmlp_backward`.
 ///
 /// Errors: NULL `model` or `x`; `n` = 0 (INVALID_ARGUMENT); `n` > max_batch
 /// (BATCH_TOO_LARGE); a NaN or infinity in `x` (NON_FINITE). Not thread-safe on one model.
@@ -992,7 +998,8 @@ pub unsafe extern "C" fn flowmlp_predict_workspace_size(
 }
 
 /// Inference that only reads the model: `n` rows of `x` (`n x d`; any `n` >= 1, not
-/// limited by `max_batch`) into `y_out` (`n x m`), with the activations in the
+/// limited by `max_batch`) into `y_out` (`n x m`; logits for cross-entropy models,
+/// see `FLOWMLP_LOSS_CROSS_ENTROPY`), with the activations in the
 /// caller's `workspace` of `workspace_len` bytes (any alignment; see
 /// `flowmlp_predict_workspace_size`; rows are processed in chunks that fit it).
 ///

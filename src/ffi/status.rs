@@ -12,10 +12,13 @@ pub enum flowmlp_status {
     FLOWMLP_OK = 0,
     /// A required pointer argument was NULL.
     FLOWMLP_ERROR_NULL_POINTER = 1,
-    /// The configuration has a zero dimension, more than 8 hidden layers, an unknown
-    /// `isa` value, or sizes whose arena would overflow `size_t`.
+    /// A config field out of range: a zero dimension, more than 8 hidden layers, an
+    /// unknown `isa` or `loss` value, cross-entropy with fewer than 2 outputs, or sizes
+    /// whose arena would overflow `size_t` (`flowmlp_last_error_message` names it).
     FLOWMLP_ERROR_INVALID_CONFIG = 2,
-    /// A wrong length, `n` = 0, or a negative or non-finite learning rate.
+    /// An argument out of range: a wrong length, `n` = 0, a negative or non-finite
+    /// learning rate, an optimizer hyperparameter, a buffer too small
+    /// (`flowmlp_last_error_message` names it).
     FLOWMLP_ERROR_INVALID_ARGUMENT = 3,
     /// `n` is larger than the model's `max_batch`.
     FLOWMLP_ERROR_BATCH_TOO_LARGE = 4,
