@@ -102,6 +102,9 @@ private:
 /* Errors                                                                             */
 /* ---------------------------------------------------------------------------------- */
 
+// One sentence on the last call into the C library that failed on this thread.
+inline const char *last_error_message() noexcept { return flowmlp_last_error_message(); }
+
 // The sentence flowmlp_status_message gives for `status`.
 inline const char *message(flowmlp_status status) noexcept {
     return flowmlp_status_message(static_cast<int>(status));
@@ -117,7 +120,9 @@ inline bool isa_supported(flowmlp_isa isa) noexcept {
 
 #if FLOWMLP_HPP_EXCEPTIONS
 // A failed flowmlp call: status() is its flowmlp_status, what() names the C function
-// and gives flowmlp_status_message.
+// and gives flowmlp_status_message. (flowmlp::last_error_message() names the argument
+// or field, for a refusal that the C library made; the wrapper's own length checks
+// leave it as it was.)
 class Error : public std::runtime_error {
 public:
     explicit Error(flowmlp_status status, const char *function = "flowmlp")
