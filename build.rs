@@ -1,12 +1,9 @@
-//! Regenerates `include/flowmlp.h` from the `extern "C"` items in `src/ffi` with
-//! cbindgen, writing it only when its content changes (so builds stay incremental).
-//! The header is committed; `tests/header.rs` fails when the committed copy is stale.
-
-use std::path::PathBuf;
+//! Links the shared library with its SONAME. With the `header` feature (maintainers
+//! only), also regenerates `include/flowmlp.h` from the `extern "C"` items in
+//! `src/ffi` with cbindgen, writing it only when its content changes; the header is
+//! committed, and `tests/header.rs` fails when the committed copy is stale.
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/ffi");
-    println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
     // The shared library's SONAME, recorded by the programs linked against it
     // (scripts/install.sh installs the usual symlinks). It names the versions that
@@ -22,6 +19,15 @@ fn main() {
         };
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libflowmlp.so.{abi}");
     }
+    #[cfg(feature = "header")]
+    write_header();
+}
+
+#[cfg(feature = "header")]
+fn write_header() {
+    use std::path::PathBuf;
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
     let root =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let config =
@@ -40,9 +46,6 @@ fn main() {
     };
     let mut fresh = Vec::new();
     bindings.write(&mut fresh);
-    let out =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("flowmlp.h");
-    std::fs::write(&out, &fresh).expect("OUT_DIR is writable");
     let target = root.join("include").join("flowmlp.h");
     if std::fs::read(&target).ok().as_deref() != Some(&fresh[..]) {
         std::fs::create_dir_all(root.join("include")).expect("include/ can be created");
