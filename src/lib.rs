@@ -49,17 +49,5 @@ pub use error::Error;
 pub use model::Model;
 pub use optim::Optimizer;
 
-/// Measured peak f32 FMA throughput of one core for kernel set `isa`, in GFLOP/s
-/// (register-only FMA chains, best of several repetitions; takes about 12 ms), or
-/// `None` when this CPU or build cannot run the set. For the benchmark report.
-#[doc(hidden)]
-pub fn measure_peak_gflops(isa: Isa) -> Option<f64> {
-    kernels::peak::measure_gflops(isa)
-}
-
-/// The peak loop behind `measure_peak_gflops`, for timing it beside a workload.
-#[doc(hidden)]
-pub use kernels::peak::PeakLoop;
-
 /// The crate version, as `flowmlp_version` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

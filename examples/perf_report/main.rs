@@ -12,7 +12,7 @@
 //! 2. a check that the baseline computes what flowmlp's scalar set computes (same
 //!    parameters and batch: same loss and updated parameters within 1e-4 relative);
 //! 3. the peak f32 FMA throughput of one core per kernel set: the best of eight
-//!    rounds of `flowmlp::measure_peak_gflops` (register-only FMA chains) before the
+//!    rounds of `peak::measure_gflops` (register-only FMA chains) before the
 //!    timings, and the median and range of the same loop timed beside them;
 //! 4. for `train_step` and for `forward`, one row per shape and kernel set plus one
 //!    for the baseline: median ns per call, samples/s, GFLOP/s by the FLOP model of
@@ -43,6 +43,7 @@ mod baseline;
 #[path = "../../benches/common/mod.rs"]
 mod common;
 mod optim;
+mod peak;
 
 use baseline::Baseline;
 use common::{kernel_sets, Shape, LR, SHAPES};
@@ -435,7 +436,7 @@ fn main() {
     let mut peaks: Vec<(Isa, f64)> = sets.iter().map(|&isa| (isa, 0.0)).collect();
     for _ in 0..PEAK_ROUNDS {
         for (isa, best) in &mut peaks {
-            *best = flowmlp::measure_peak_gflops(*isa).map_or(*best, |g| best.max(g));
+            *best = peak::measure_gflops(*isa).map_or(*best, |g| best.max(g));
         }
     }
     peaks.retain(|p| p.1 > 0.0);
@@ -462,9 +463,9 @@ fn main() {
     // rounds of the ratio within a round.
     let clock = Clock::new();
     let (wall0, cpu0) = (Instant::now(), thread_cpu_ns());
-    let loops: Vec<(Isa, flowmlp::PeakLoop)> = peaks
+    let loops: Vec<(Isa, peak::PeakLoop)> = peaks
         .iter()
-        .filter_map(|(isa, _)| flowmlp::PeakLoop::new(*isa).map(|l| (*isa, l)))
+        .filter_map(|(isa, _)| peak::PeakLoop::new(*isa).map(|l| (*isa, l)))
         .collect();
     let best_set = peaks.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|p| p.0);
     let mut paired_peaks: Vec<Vec<f64>> = vec![Vec::new(); loops.len()];
@@ -596,7 +597,7 @@ fn main() {
         );
     }
     println!(
-        "\nThe peak loop (register-only FMA chains, `flowmlp::measure_peak_gflops`) runs \
+        "\nThe peak loop (register-only FMA chains, `peak::measure_gflops`) runs \
          in every round of every timing below, beside the workloads; each % of peak is \
          against the peak of its own round."
     );

@@ -19,7 +19,6 @@ mod avx512;
 mod generic;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-pub(crate) mod peak;
 pub(crate) mod row;
 pub(crate) mod scalar;
 mod simd;
