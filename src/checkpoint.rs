@@ -97,10 +97,7 @@ const SECTIONS: u32 = 2;
 const PARAMS_AT: usize = FIXED + SECTION;
 /// Bytes of the OPTIMIZER payload before its state vectors (version 2).
 const OPT_FIXED: usize = 40;
-/// Optimizer kinds, as `flowmlp_optimizer_kind` numbers them.
-const KIND_SGD: u32 = 0;
-const KIND_ADAM: u32 = 1;
-const KIND_ADAMW: u32 = 2;
+use crate::optim::{KIND_ADAM, KIND_ADAMW, KIND_SGD};
 /// Most state vectors an optimizer keeps (Adam's two moments).
 const MAX_VECTORS: usize = 2;
 /// Step counts a checkpoint may hold: any run's, with room to go on counting.

@@ -30,12 +30,20 @@ impl Isa {
 
     /// The name used by `FLOWMLP_ISA` and `flowmlp_isa_name`.
     pub const fn name(self) -> &'static str {
+        match self.c_name().to_str() {
+            Ok(name) => name,
+            Err(_) => panic!("ISA names are ASCII"),
+        }
+    }
+
+    /// The name, NUL-terminated (the one spelling of each name).
+    pub(crate) const fn c_name(self) -> &'static core::ffi::CStr {
         match self {
-            Isa::Auto => "auto",
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-            Isa::Neon => "neon",
+            Isa::Auto => c"auto",
+            Isa::Scalar => c"scalar",
+            Isa::Avx2 => c"avx2",
+            Isa::Avx512 => c"avx512",
+            Isa::Neon => c"neon",
         }
     }
 

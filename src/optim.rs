@@ -55,6 +55,11 @@ pub enum Optimizer {
     },
 }
 
+/// Optimizer kinds as numbered in C (`flowmlp_optimizer_kind`) and in checkpoints.
+pub(crate) const KIND_SGD: u32 = 0;
+pub(crate) const KIND_ADAM: u32 = 1;
+pub(crate) const KIND_ADAMW: u32 = 2;
+
 impl Optimizer {
     /// Plain SGD, the default.
     pub const SGD: Optimizer = Optimizer::Sgd {

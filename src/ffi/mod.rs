@@ -13,7 +13,7 @@ use core::ptr::NonNull;
 use crate::config::{Config, Isa, Loss, MAX_HIDDEN};
 use crate::last_error::refuse;
 use crate::model::{Model, State};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, KIND_ADAM, KIND_ADAMW, KIND_SGD};
 use crate::Error;
 
 mod macros;
@@ -101,10 +101,23 @@ pub struct flowmlp_optimizer {
     pub clip_norm: f32,
 }
 
-/// `flowmlp_optimizer_kind` values as the `kind` field holds them.
-const KIND_SGD: u32 = flowmlp_optimizer_kind::FLOWMLP_OPTIMIZER_SGD as u32;
-const KIND_ADAM: u32 = flowmlp_optimizer_kind::FLOWMLP_OPTIMIZER_ADAM as u32;
-const KIND_ADAMW: u32 = flowmlp_optimizer_kind::FLOWMLP_OPTIMIZER_ADAMW as u32;
+// The C enums state each value once more, for the header: they must agree with the
+// Rust enums and constants the library uses.
+const _: () = {
+    use flowmlp_isa::*;
+    use flowmlp_loss::*;
+    use flowmlp_optimizer_kind::*;
+    assert!(FLOWMLP_ISA_AUTO as u32 == Isa::Auto as u32);
+    assert!(FLOWMLP_ISA_SCALAR as u32 == Isa::Scalar as u32);
+    assert!(FLOWMLP_ISA_AVX2 as u32 == Isa::Avx2 as u32);
+    assert!(FLOWMLP_ISA_AVX512 as u32 == Isa::Avx512 as u32);
+    assert!(FLOWMLP_ISA_NEON as u32 == Isa::Neon as u32);
+    assert!(FLOWMLP_LOSS_MSE as u32 == Loss::Mse as u32);
+    assert!(FLOWMLP_LOSS_CROSS_ENTROPY as u32 == Loss::CrossEntropy as u32);
+    assert!(FLOWMLP_OPTIMIZER_SGD as u32 == KIND_SGD);
+    assert!(FLOWMLP_OPTIMIZER_ADAM as u32 == KIND_ADAM);
+    assert!(FLOWMLP_OPTIMIZER_ADAMW as u32 == KIND_ADAMW);
+};
 
 impl flowmlp_optimizer {
     /// The C form of `opt` (no clipping).
@@ -634,16 +647,6 @@ pub unsafe extern "C" fn flowmlp_get_grads(
     })
 }
 
-fn isa_cstr(isa: Isa) -> &'static core::ffi::CStr {
-    match isa {
-        Isa::Auto => c"auto",
-        Isa::Scalar => c"scalar",
-        Isa::Avx2 => c"avx2",
-        Isa::Avx512 => c"avx512",
-        Isa::Neon => c"neon",
-    }
-}
-
 /// The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
 /// string; do not free). NULL for a NULL model.
 ///
@@ -654,7 +657,7 @@ fn isa_cstr(isa: Isa) -> &'static core::ffi::CStr {
 pub unsafe extern "C" fn flowmlp_isa_name(model: *const flowmlp_model) -> *const c_char {
     ffi_value!(core::ptr::null(), {
         // SAFETY: the caller passes a live handle or NULL.
-        unsafe { borrow(model) }.map_or(core::ptr::null(), |m| isa_cstr(m.isa()).as_ptr())
+        unsafe { borrow(model) }.map_or(core::ptr::null(), |m| m.isa().c_name().as_ptr())
     })
 }
 
