@@ -13,8 +13,14 @@
  *    the one exception is documented at flowmlp_train_step).
  *  - Layouts are row-major: x is n x d, targets and predictions n x m, and the flat
  *    parameter array is W_1 (h_1 x d), b_1, ..., W_o (m x h_k), b_o.
- *  - A model is not safe for concurrent calls; distinct models are independent.
- *    Functions taking `const flowmlp_model *` only read and may run concurrently.
+ *  - Pointers: each is NULL (refused with FLOWMLP_ERROR_NULL_POINTER where data is
+ *    required) or valid for the sizes its function states, for the whole call; the
+ *    library keeps none of them after the call returns. A model handle comes from
+ *    flowmlp_create, flowmlp_create_in or flowmlp_load and is freed once, with
+ *    flowmlp_destroy; strings it returns are static (or per thread, as said).
+ *  - Threads: a call that changes a model (flowmlp_model *) must have it to itself;
+ *    calls that only read it (const flowmlp_model *) may run at once on any threads;
+ *    distinct models are independent.
  *  - After flowmlp_create, no flowmlp call allocates memory.
  *  - The header is C99 (also C++), with nothing a freestanding compiler lacks:
  *    <stddef.h> and <stdint.h> only.
@@ -269,10 +275,6 @@ extern "C" {
  On success `*out_model` receives a handle owned by the caller, to be freed with
  `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
  must not be NULL. This is the only call that allocates.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 enum flowmlp_status flowmlp_create(const struct flowmlp_config *config,
                                    struct flowmlp_model **out_model);
@@ -307,10 +309,6 @@ enum flowmlp_status flowmlp_create_in(const struct flowmlp_config *config,
 /*
  Free a model and everything it owns. NULL is a no-op. The handle must not be used
  afterwards, nor concurrently with this call.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 void flowmlp_destroy(struct flowmlp_model *model);
 
@@ -322,10 +320,6 @@ void flowmlp_destroy(struct flowmlp_model *model);
 
  Errors: NULL `model` or `x`; `n` = 0 (INVALID_ARGUMENT); `n` > max_batch
  (BATCH_TOO_LARGE); a NaN or infinity in `x` (NON_FINITE). Not thread-safe on one model.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 enum flowmlp_status flowmlp_forward(struct flowmlp_model *model,
                                     const float *x,
@@ -341,10 +335,6 @@ enum flowmlp_status flowmlp_forward(struct flowmlp_model *model,
  Errors: NULL `model` or `y`; no forward since creation, the last step or
  `flowmlp_set_params` (NO_FORWARD); a NaN or infinity in `y` or the loss
  (NON_FINITE, gradients untouched). Not thread-safe on one model.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 enum flowmlp_status flowmlp_backward(struct flowmlp_model *model, const float *y, float *loss_out);
 
@@ -356,10 +346,6 @@ enum flowmlp_status flowmlp_backward(struct flowmlp_model *model, const float *y
  that would make any parameter or optimizer state NaN or infinite (NON_FINITE:
  nothing changes). A successful step ends the kept forward. Not thread-safe on one
  model.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 enum flowmlp_status flowmlp_step(struct flowmlp_model *model, float learning_rate);
 
@@ -374,10 +360,6 @@ enum flowmlp_status flowmlp_step(struct flowmlp_model *model, float learning_rat
  non-finite loss or update) an earlier kept forward may be gone too (a batch's
  forward overwrites it; one row of a one-hidden-layer, one-output network
  leaves it).
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
                                        const float *x,
@@ -388,10 +370,6 @@ enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
 
 /*
  Length of the flat parameter (and gradient) array; 0 for NULL.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 size_t flowmlp_param_count(const struct flowmlp_model *model);
 
@@ -410,10 +388,6 @@ enum flowmlp_status flowmlp_get_params(const struct flowmlp_model *model, float 
  Replace the parameters from `values` (flat layout, `len` = `flowmlp_param_count`).
  Every value must be finite (NON_FINITE otherwise, nothing changed). Ends the kept
  forward. Not thread-safe on one model.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 enum flowmlp_status flowmlp_set_params(struct flowmlp_model *model,
                                        const float *values,
@@ -433,10 +407,6 @@ enum flowmlp_status flowmlp_get_grads(const struct flowmlp_model *model, float *
 /*
  The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
  string; do not free). NULL for a NULL model.
-
- # Safety
- Every pointer is NULL or valid for the sizes stated above; a model handle comes
- from `flowmlp_create` and is not used by another thread during the call.
  */
 const char *flowmlp_isa_name(const struct flowmlp_model *model);
 

@@ -4,7 +4,17 @@
 //! `flowmlp_status`; output parameters are written only on success; a NULL handle
 //! or data pointer is `FLOWMLP_ERROR_NULL_POINTER`; enum-valued fields arrive as
 //! integers and are range-checked; a panic becomes `FLOWMLP_ERROR_INTERNAL`.
+//!
+//! # Safety
+//! The rules every function shares, stated once here and in the header's banner: each
+//! pointer is NULL or valid for the sizes its function states, for the duration of
+//! the call; a model handle comes from `flowmlp_create`, `flowmlp_create_in` or
+//! `flowmlp_load` and is not destroyed meanwhile; a call that changes a model (a
+//! `flowmlp_model *` parameter) has that model to itself, while calls that only read
+//! it (`const flowmlp_model *`) may run at once on any threads. A function's own
+//! `# Safety` section says only what is particular to it.
 #![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
 
 use core::ffi::{c_char, c_int};
 use core::mem::ManuallyDrop;
@@ -328,10 +338,6 @@ fn check_rows(model: &Model, n: usize) -> Result<(), Error> {
 /// On success `*out_model` receives a handle owned by the caller, to be freed with
 /// `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
 /// must not be NULL. This is the only call that allocates.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_create(
     config: *const flowmlp_config,
@@ -400,10 +406,6 @@ pub unsafe extern "C" fn flowmlp_create_in(
 
 /// Free a model and everything it owns. NULL is a no-op. The handle must not be used
 /// afterwards, nor concurrently with this call.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_destroy(model: *mut flowmlp_model) {
     ffi_value!((), {
@@ -421,10 +423,6 @@ pub unsafe extern "C" fn flowmlp_destroy(model: *mut flowmlp_model) {
 ///
 /// Errors: NULL `model` or `x`; `n` = 0 (INVALID_ARGUMENT); `n` > max_batch
 /// (BATCH_TOO_LARGE); a NaN or infinity in `x` (NON_FINITE). Not thread-safe on one model.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_forward(
     model: *mut flowmlp_model,
@@ -458,10 +456,6 @@ pub unsafe extern "C" fn flowmlp_forward(
 /// Errors: NULL `model` or `y`; no forward since creation, the last step or
 /// `flowmlp_set_params` (NO_FORWARD); a NaN or infinity in `y` or the loss
 /// (NON_FINITE, gradients untouched). Not thread-safe on one model.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_backward(
     model: *mut flowmlp_model,
@@ -491,10 +485,6 @@ pub unsafe extern "C" fn flowmlp_backward(
 /// that would make any parameter or optimizer state NaN or infinite (NON_FINITE:
 /// nothing changes). A successful step ends the kept forward. Not thread-safe on one
 /// model.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_step(
     model: *mut flowmlp_model,
@@ -516,10 +506,6 @@ pub unsafe extern "C" fn flowmlp_step(
 /// non-finite loss or update) an earlier kept forward may be gone too (a batch's
 /// forward overwrites it; one row of a one-hidden-layer, one-output network
 /// leaves it).
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_train_step(
     model: *mut flowmlp_model,
@@ -548,10 +534,6 @@ pub unsafe extern "C" fn flowmlp_train_step(
 }
 
 /// Length of the flat parameter (and gradient) array; 0 for NULL.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_param_count(model: *const flowmlp_model) -> usize {
     ffi_value!(0, {
@@ -592,10 +574,6 @@ pub unsafe extern "C" fn flowmlp_get_params(
 /// Replace the parameters from `values` (flat layout, `len` = `flowmlp_param_count`).
 /// Every value must be finite (NON_FINITE otherwise, nothing changed). Ends the kept
 /// forward. Not thread-safe on one model.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_set_params(
     model: *mut flowmlp_model,
@@ -649,10 +627,6 @@ pub unsafe extern "C" fn flowmlp_get_grads(
 
 /// The kernel set the model uses: "scalar", "avx2", "avx512" or "neon" (a static
 /// string; do not free). NULL for a NULL model.
-///
-/// # Safety
-/// Every pointer is NULL or valid for the sizes stated above; a model handle comes
-/// from `flowmlp_create` and is not used by another thread during the call.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_isa_name(model: *const flowmlp_model) -> *const c_char {
     ffi_value!(core::ptr::null(), {
