@@ -149,7 +149,7 @@ static void test_info(void) {
 #ifdef FLOWMLP_EXPECTED_VERSION
     CHECK(v != NULL && strcmp(v, FLOWMLP_EXPECTED_VERSION) == 0);
 #endif
-    /* The header's status values are the contract's order. */
+    /* The header's status values are the documented ones. */
     CHECK_EQ_INT(FLOWMLP_OK, 0);
     CHECK_EQ_INT(FLOWMLP_ERROR_NULL_POINTER, 1);
     CHECK_EQ_INT(FLOWMLP_ERROR_INVALID_CONFIG, 2);

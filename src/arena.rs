@@ -39,7 +39,7 @@
 //! and the weight-gradient kernel writes whole panels. The output layer (m x h_k)
 //! keeps W_o row-major with rows padded to ld_k, which serves its dot products. The
 //! padding is zero and stays zero (its gradients are zero). `get_params`/`set_params`
-//! convert to and from the contract's flat layout.
+//! convert to and from the documented flat layout (W_1, b_1, ..., W_o, b_o).
 
 use crate::config::{Config, MAX_HIDDEN};
 use crate::Error;
@@ -77,7 +77,7 @@ pub(crate) struct Plan {
     pub layers: [LayerPlan; MAX_LAYERS],
     /// Row stride of H_l (and of dZ_l), l = 1..k, stored at index l - 1.
     pub ld: [usize; MAX_HIDDEN],
-    /// Length of the flat parameter array (the contract's count).
+    /// Length of the flat parameter array (W_1, b_1, ..., W_o, b_o).
     pub flat_len: usize,
     /// Floats in one internal parameter buffer (padding included).
     pub int_len: usize,

@@ -17,7 +17,7 @@
 //!    108      4  loss (u32): 0 mean squared error, 1 softmax cross-entropy (needs m >= 2)
 //!    112         sections, in this order, each a 16-byte header and a payload:
 //!                  tag (u32), flags (u32) = 0, payload length in bytes (u64)
-//!                  tag 1 PARAMS:    param_count f32 values, the contract's flat layout
+//!                  tag 1 PARAMS:    param_count f32 values, the flat layout of get_params
 //!                  tag 2 OPTIMIZER: the optimizer, below
 //!  len-4      4  CRC-32 (IEEE 802.3, as zlib's `crc32`) of every byte before it
 //! ```

@@ -3,7 +3,7 @@
 use crate::last_error::refuse;
 use crate::Error;
 
-/// Most hidden layers a model may have (the contract's k <= 8).
+/// Most hidden layers a model may have (k <= 8).
 pub const MAX_HIDDEN: usize = 8;
 
 /// A kernel set. `Auto` picks the best the running CPU supports, unless the
@@ -77,7 +77,7 @@ impl Isa {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
 pub enum Loss {
-    /// Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2` (the contract's loss).
+    /// Mean squared error, `(1/n) sum_i sum_j (yhat_ij - y_ij)^2` (the course's loss).
     #[default]
     Mse = 0,
     /// Softmax cross-entropy over the m outputs, `-(1/n) sum_i sum_j y_ij log

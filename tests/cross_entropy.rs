@@ -374,7 +374,7 @@ fn the_loss_field_defaults_to_mse_and_converts_from_c() {
     assert_eq!(Loss::from_u32(2), None);
     assert_eq!(Loss::from_u32(u32::MAX), None);
     // The same model and batch give different losses under MSE and cross-entropy, and
-    // MSE is what the contract's f64 loss computes.
+    // MSE is what the f64 reference loss computes.
     let cfg = Config::new(2, &[3], 2)
         .max_batch(2)
         .seed(4)

@@ -1,4 +1,4 @@
-//! Every row of the contract's "Errors and bad input" (shared/API.md), through the
+//! Every row of the API's "Errors and bad input" table, through the
 //! safe Rust API and through the C functions called from Rust, on every kernel set:
 //! each refused call returns the documented error and leaves the parameters and
 //! gradients bit for bit as they were (and the kept forward too, except where the

@@ -35,7 +35,7 @@ pub struct Shape {
     pub n: usize,
 }
 
-/// The six shapes of issue 3, smallest first.
+/// The six benchmark shapes, smallest first.
 #[rustfmt::skip]
 pub const SHAPES: [Shape; 6] = [
     Shape {

@@ -117,7 +117,7 @@ mod tests {
         );
     }
 
-    /// The contract's row "a Rust panic never crosses the C boundary": the wrappers
+    /// The rule "a Rust panic never crosses the C boundary": the wrappers
     /// every `extern "C"` function is built from turn one into INTERNAL (or the
     /// fallback value).
     #[test]

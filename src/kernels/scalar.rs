@@ -1,4 +1,4 @@
-//! The reference kernel set: the plainest loops that compute the contract's math on
+//! The reference kernel set: the plainest loops that compute the model's math on
 //! the internal layout. Every other set is tested against it, and it is tested
 //! against f64 finite differences.
 

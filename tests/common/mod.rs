@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: an independent f64 implementation of the
-//! contract's network on the flat parameter layout, and small generators.
+//! network (any topology) on the flat parameter layout, and small generators.
 #![allow(dead_code)]
 
 use flowmlp::{Config, Isa, Model};
@@ -34,7 +34,7 @@ pub fn dims(cfg: &Config) -> Vec<usize> {
     d
 }
 
-/// The contract's loss in f64 from flat parameters.
+/// The mean squared error in f64 from flat parameters.
 pub fn loss_f64(dims: &[usize], params: &[f64], x: &[f64], y: &[f64], n: usize) -> f64 {
     let layers = dims.len() - 1;
     let mut total = 0.0;
