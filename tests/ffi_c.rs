@@ -190,18 +190,32 @@ enum Lang {
     Cxx,
 }
 
+/// Which kernel sets a program runs on (through `FLOWMLP_ISA`, which steers
+/// `FLOWMLP_ISA_AUTO`).
+#[derive(Clone, Copy)]
+enum Sets {
+    /// `FLOWMLP_ISA` unset: the best set.
+    Best,
+    /// The best set, then each set this machine runs by name (`common::isas`, which
+    /// fails a run that lacks a set `FLOWMLP_REQUIRE_ISA` names).
+    Every,
+}
+
+impl Sets {
+    fn values(self) -> Vec<Option<&'static str>> {
+        let mut v = vec![None];
+        if let Sets::Every = self {
+            v.extend(common::isas().into_iter().map(|isa| Some(isa.name())));
+        }
+        v
+    }
+}
+
 /// Build `source` with the strict flags of its language (plus `extra`) and the
 /// sanitizers where available (also so that it links against the instrumented library
-/// of scripts/asan.sh), run it once per entry of `isas` (`FLOWMLP_ISA`: unset picks the
-/// best set), and check that its output contains `expect`.
-fn build_and_run(
-    name: &str,
-    lang: Lang,
-    extra: &[&str],
-    source: &str,
-    isas: &[Option<&str>],
-    expect: &str,
-) {
+/// of scripts/asan.sh), run it on the kernel sets `sets` names, and check that its
+/// output contains `expect`.
+fn build_and_run(name: &str, lang: Lang, extra: &[&str], source: &str, sets: Sets, expect: &str) {
     let (compiler, strict) = match lang {
         Lang::C => (compiler("CC", "cc"), C_FLAGS),
         Lang::Cxx => match common::cxx_compiler(&format!("{source} (C++)")) {
@@ -216,7 +230,7 @@ fn build_and_run(
         .copied()
         .collect();
     let exe = build(name, &compiler, &flags, source);
-    for &isa in isas {
+    for isa in sets.values() {
         let out = run_program(&exe, isa);
         assert!(
             out.contains(expect),
@@ -225,9 +239,6 @@ fn build_and_run(
     }
 }
 
-/// The best kernel set, then the scalar reference (FLOWMLP_ISA steers FLOWMLP_ISA_AUTO).
-const BOTH_SETS: &[Option<&str>] = &[None, Some("scalar")];
-const BEST_SET: &[Option<&str>] = &[None];
 const PASSED: &str = " checks, 0 failed";
 
 #[test]
@@ -237,7 +248,7 @@ fn c_api_test_program_passes() {
         Lang::C,
         &[],
         "ffi-tests/test_api.c",
-        BOTH_SETS,
+        Sets::Every,
         PASSED,
     );
 }
@@ -249,7 +260,7 @@ fn header_compiles_and_links_as_cpp17() {
         Lang::Cxx,
         &[],
         "ffi-tests/smoke.cpp",
-        BEST_SET,
+        Sets::Best,
         PASSED,
     );
 }
@@ -261,7 +272,7 @@ fn c_online_example_learns() {
         Lang::C,
         &["-O2"],
         "examples/c/online.c",
-        BEST_SET,
+        Sets::Best,
         "final running loss",
     );
 }
@@ -273,7 +284,7 @@ fn c_hardening_test_program_passes() {
         Lang::C,
         &[],
         "ffi-tests/test_hardening.c",
-        BOTH_SETS,
+        Sets::Every,
         PASSED,
     );
 }
@@ -285,7 +296,7 @@ fn c_optimizer_test_program_passes() {
         Lang::C,
         &[],
         "ffi-tests/test_optim.c",
-        BOTH_SETS,
+        Sets::Every,
         PASSED,
     );
 }
@@ -297,7 +308,7 @@ fn c_graph_dot_test_program_passes() {
         Lang::C,
         &[],
         "ffi-tests/test_graph.c",
-        BEST_SET,
+        Sets::Best,
         PASSED,
     );
 }
@@ -310,7 +321,7 @@ fn cpp_wrapper_test_program_passes() {
         Lang::Cxx,
         &[],
         "ffi-tests/test_cpp.cpp",
-        BOTH_SETS,
+        Sets::Every,
         PASSED,
     );
 }
@@ -373,7 +384,7 @@ fn cpp_example_fits_the_sine() {
         Lang::Cxx,
         &["-O2"],
         "examples/cpp/fit_sine.cpp",
-        BEST_SET,
+        Sets::Best,
         "largest error on the grid",
     );
 }
