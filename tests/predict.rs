@@ -179,3 +179,126 @@ fn classify_matches_predict_class_without_changing_the_model() {
         }
     }
 }
+
+/// The network in f64 from the flat parameters: `n x m` outputs.
+fn forward_f64(dims: &[usize], p: &[f32], x: &[f32]) -> Vec<f64> {
+    let layers = dims.len() - 1;
+    let mut out = Vec::new();
+    for row in x.chunks(dims[0]) {
+        let mut a: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+        let mut off = 0;
+        for l in 0..layers {
+            let (inp, outw) = (dims[l], dims[l + 1]);
+            let w = &p[off..off + inp * outw];
+            let b = &p[off + inp * outw..off + inp * outw + outw];
+            off += inp * outw + outw;
+            a = (0..outw)
+                .map(|j| {
+                    let z = f64::from(b[j])
+                        + (0..inp)
+                            .map(|k| f64::from(w[j * inp + k]) * a[k])
+                            .sum::<f64>();
+                    if l + 1 < layers {
+                        z.max(0.0)
+                    } else {
+                        z
+                    }
+                })
+                .collect();
+        }
+        out.extend(a);
+    }
+    out
+}
+
+const CANARY: u8 = 0xA5;
+
+/// `predict`, `forward` and `classify` against an independent f64 reference, with
+/// canary bytes after every output and after the workspace, and the workspace 4 bytes
+/// past a 64-byte boundary: a call that reads or writes one row too many, or past its
+/// workspace, fails here by assertion, not by luck.
+#[test]
+fn outputs_and_workspaces_are_written_exactly_and_match_f64() {
+    for isa in isas() {
+        for (d, hidden, m_out, n) in [
+            (3, vec![5], 1, 1),
+            (7, vec![33], 10, 13),
+            (17, vec![9, 4], 3, 40),
+            (2, vec![16, 16, 16], 7, 6),
+        ] {
+            let max_batch = n.min(16);
+            let cfg = Config::new(d, &hidden, m_out).max_batch(max_batch).seed(11);
+            let mut model = trained(&cfg, isa);
+            let dims = dims(&cfg);
+            let p = params(&model);
+            let x = Rng(41).vec(n * d);
+            let want = forward_f64(&dims, &p, &x);
+            let scale = (want.iter().map(|v| v * v).sum::<f64>() / want.len() as f64).sqrt();
+            let close = |got: &[f32], what: &str| {
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    let tol = 1e-4 * (w.abs() + scale + 1e-3);
+                    assert!(
+                        (f64::from(g) - w).abs() <= tol,
+                        "{isa:?} {d}->{hidden:?}->{m_out}, n = {n}, {what}: y[{i}] = {g}, \
+                         f64 {w}"
+                    );
+                }
+            };
+            for rows_per_pass in [1, 3, n] {
+                let size = model.predict_workspace_size(rows_per_pass);
+                // 4 bytes past a 64-byte boundary, canaries after.
+                let mut raw = vec![CANARY; size + 128];
+                let start = (64 - raw.as_ptr() as usize % 64) % 64 + 4;
+                let mut y = vec![f32::from_bits(0x7FC0_0BAD); n * m_out + 3];
+                {
+                    let ws = &mut raw[start..start + size];
+                    model.predict(&x, &mut y[..n * m_out], ws).unwrap();
+                }
+                close(
+                    &y[..n * m_out],
+                    &format!("predict, {rows_per_pass} rows a pass"),
+                );
+                assert!(
+                    y[n * m_out..].iter().all(|v| v.to_bits() == 0x7FC0_0BAD),
+                    "{isa:?}: predict wrote past y_out"
+                );
+                assert!(
+                    raw[start + size..].iter().all(|&b| b == CANARY),
+                    "{isa:?}: predict wrote past its workspace"
+                );
+                assert!(
+                    raw[..start].iter().all(|&b| b == CANARY),
+                    "{isa:?}: predict wrote before its workspace"
+                );
+                let mut classes = vec![u32::MAX; n + 2];
+                model
+                    .classify(&x, &mut classes[..n], &mut raw[start..start + size])
+                    .unwrap();
+                assert!(
+                    classes[n..].iter().all(|&c| c == u32::MAX),
+                    "classify overran"
+                );
+                assert!(raw[start + size..].iter().all(|&b| b == CANARY));
+                for (r, &c) in classes[..n].iter().enumerate() {
+                    let row = &want[r * m_out..(r + 1) * m_out];
+                    let best = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    // The class's f64 output is the row's maximum up to rounding.
+                    assert!(
+                        best - row[c as usize] <= 1e-4 * (best.abs() + scale + 1e-3),
+                        "{isa:?}: classify row {r} picked {c}"
+                    );
+                }
+            }
+            // forward, in batches of max_batch, with a canary after each y_out.
+            for (xs, ws) in x.chunks(max_batch * d).zip(want.chunks(max_batch * m_out)) {
+                let rows = xs.len() / d;
+                let mut y = vec![f32::from_bits(0x7FC0_0BAD); rows * m_out + 2];
+                model.forward(xs, Some(&mut y[..rows * m_out])).unwrap();
+                assert!(y[rows * m_out..].iter().all(|v| v.to_bits() == 0x7FC0_0BAD));
+                for (g, w) in y[..rows * m_out].iter().zip(ws) {
+                    assert!((f64::from(*g) - w).abs() <= 1e-4 * (w.abs() + scale + 1e-3));
+                }
+            }
+        }
+    }
+}
