@@ -549,3 +549,52 @@ fn plain_sgd_steps_are_counted_too() {
         assert_eq!(m.optimizer_steps(), 6, "{}: step", isa.name());
     }
 }
+
+/// Gradients near 1e20, where g * g overflows but (1 - beta2) * g * g does not: every
+/// kernel set accepts or refuses the same Adam steps as the scalar reference (2 -> 40
+/// -> 1, a batch of two rows of inputs near 1e10, one row, through step and
+/// train_step), and an accepted step leaves finite moments.
+#[test]
+fn every_set_refuses_exactly_what_the_reference_refuses_near_the_float_range() {
+    let cfg = flowmlp::Config::new(2, &[40], 1).max_batch(2).seed(3);
+    let run =
+        |isa: Isa, x: &[f32], y: &[f32], fused: bool| -> (Result<(), flowmlp::Error>, Vec<u32>) {
+            let mut m = Model::new(&cfg.isa(isa)).unwrap();
+            m.set_optimizer(Optimizer::ADAM).unwrap();
+            let r = if fused {
+                m.train_step(x, y, 1e-3).map(|_| ())
+            } else {
+                m.forward(x, None).unwrap();
+                m.backward(y).unwrap();
+                m.step(1e-3)
+            };
+            let mut p = vec![0.0; m.param_count()];
+            m.get_params(&mut p).unwrap();
+            (r, bits(&p))
+        };
+    let mut accepted = 0;
+    for (scale, rows) in [(1e10f32, 2), (3e9, 2), (1e10, 1), (3e11, 1), (1e12, 2)] {
+        let x: Vec<f32> = [0.9, 1.1, -0.7, 1.3][..2 * rows]
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        let y = vec![0.5f32; rows];
+        for fused in [false, true] {
+            let (want, _) = run(Isa::Scalar, &x, &y, fused);
+            accepted += usize::from(want.is_ok());
+            for isa in common::isas() {
+                let (got, p) = run(isa, &x, &y, fused);
+                assert_eq!(
+                    got, want,
+                    "{isa:?}, inputs near {scale:e}, {rows} rows, fused {fused}: the scalar \
+                     reference gives {want:?}"
+                );
+                if got.is_ok() {
+                    assert!(p.iter().all(|&b| f32::from_bits(b).is_finite()));
+                }
+            }
+        }
+    }
+    // The magnitudes straddle the edge: some steps are accepted, some refused.
+    assert!(accepted > 0 && accepted < 10, "{accepted} of 10 accepted");
+}

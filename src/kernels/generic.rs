@@ -979,7 +979,9 @@ pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
                     let p = s.load(a.p.add(t));
                     let g = s.fmadd(wdv, p, s.mul(sv, s.load(a.g.add(t))));
                     let m = s.fmadd(b1v, s.load(a.s1.add(t)), s.mul(c1v, g));
-                    let v = s.fmadd(b2v, s.load(a.s2.add(t)), s.mul(c2v, s.mul(g, g)));
+                    // (1 - b2) g, then times g, in the reference's order: g * g alone
+                    // overflows for |g| > 1.8e19 where the reference's v stays finite.
+                    let v = s.fmadd(b2v, s.load(a.s2.add(t)), s.mul(s.mul(c2v, g), g));
                     let denom = s.fmadd(s.sqrt(v), bcv, epsv);
                     let np = s.fnmadd(stepv, s.div(m, denom), s.mul(p, dv));
                     bad = s.mark(s.mark(s.mark(bad, np), m), v);
