@@ -164,3 +164,61 @@ fn learning_lowers_the_loss_a_hundredfold() {
         assert!(last * 100.0 <= first, "{isa:?}: loss {first} -> {last}");
     }
 }
+
+/// Every kernel set, not only the reference, against f64 central differences, on
+/// shapes that take the packed weight-gradient path (n >= 32 rows, 4 or more panels)
+/// and the deep input-gradient re-layout, with m up to 10. A sample of parameters
+/// from every layer (weights and biases) is differenced.
+#[test]
+fn every_set_matches_f64_finite_differences_on_packed_shapes() {
+    let mut rng = Rng(0xD1B54A32D192ED03);
+    for isa in isas() {
+        for (d, hidden, m, n) in [(37, vec![70], 1, 40), (9, vec![66, 33], 10, 33)] {
+            let cfg = Config::new(d, &hidden, m).max_batch(n).seed(17);
+            let mut model = Model::new(&cfg.isa(isa)).unwrap();
+            let mut p = params(&model);
+            for v in p.iter_mut() {
+                *v += 0.05 * rng.f();
+            }
+            model.set_params(&p).unwrap();
+            let x = rng.vec(n * d);
+            let y = rng.vec(n * m);
+            model.forward(&x, None).unwrap();
+            model.backward(&y).unwrap();
+            let g = grads(&model);
+            let dims = dims(&cfg);
+            let p64: Vec<f64> = p.iter().map(|&v| v as f64).collect();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let y64: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+            let mut picks: Vec<usize> = (0..160).map(|_| rng.below(p.len())).collect();
+            // Every bias of every layer too (few, and easy to miss by sampling).
+            let mut off = 0;
+            for l in 0..dims.len() - 1 {
+                off += dims[l] * dims[l + 1];
+                picks.extend(off..off + dims[l + 1]);
+                off += dims[l + 1];
+            }
+            let h = 1e-6;
+            let fd: Vec<f64> = picks
+                .iter()
+                .map(|&t| {
+                    let mut q = p64.clone();
+                    q[t] += h;
+                    let up = loss_f64(&dims, &q, &x64, &y64, n);
+                    q[t] -= 2.0 * h;
+                    let down = loss_f64(&dims, &q, &x64, &y64, n);
+                    (up - down) / (2.0 * h)
+                })
+                .collect();
+            let max = fd.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+            for (&t, &ft) in picks.iter().zip(&fd) {
+                let err = (g[t] as f64 - ft).abs();
+                assert!(
+                    err <= FD_TOL * (ft.abs() + 1e-2 * max),
+                    "{isa:?} {d} -> {hidden:?} -> {m}, n = {n}: grad[{t}] = {}, fd = {ft}",
+                    g[t]
+                );
+            }
+        }
+    }
+}
