@@ -1241,6 +1241,7 @@ fn a_valid_load_allocates_only_what_the_checkpoint_justifies() {
 // ---------------------------------------------------------------- files
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri is isolated from the file system")]
 fn files_round_trip_and_replace_atomically() {
     let dir = temp_dir("files");
     let path = dir.join("model.ckpt");
@@ -1278,6 +1279,7 @@ fn files_round_trip_and_replace_atomically() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri is isolated from the file system")]
 fn file_errors_leave_the_previous_checkpoint_intact() {
     let dir = temp_dir("file-errors");
     let path = dir.join("keep.ckpt");
@@ -1403,6 +1405,7 @@ fn crash_child_saves_forever() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "spawns processes, which Miri cannot")]
 fn a_save_killed_at_any_moment_never_destroys_the_checkpoint() {
     let dir = temp_dir("crash");
     let path = dir.join("live.ckpt");

@@ -423,6 +423,7 @@ fn subprocess_probe() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "spawns processes, which Miri cannot")]
 fn flowmlp_isa_steers_auto() {
     if std::env::var_os(CHILD).is_some() {
         return;
@@ -482,6 +483,7 @@ fn subprocess_require() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "spawns processes, which Miri cannot")]
 fn flowmlp_require_isa_fails_when_a_set_is_missing() {
     if std::env::var_os(CHILD).is_some() {
         return;

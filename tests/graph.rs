@@ -204,6 +204,7 @@ fn c_graph_dot_reports_the_size_and_refuses_short_buffers() {
 /// regenerate it and the SVG with
 /// `FLOWMLP_BLESS=1 cargo test --test graph && dot -Tsvg docs/course-graph.dot -o docs/course-graph.svg`.
 #[test]
+#[cfg_attr(miri, ignore = "Miri is isolated from the file system")]
 fn committed_course_graph_is_current() {
     let root = env!("CARGO_MANIFEST_DIR");
     let path = format!("{root}/docs/course-graph.dot");

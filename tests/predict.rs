@@ -86,15 +86,22 @@ fn predict_refuses_bad_input_without_touching_the_model() {
 /// by the compiler for Sync, cover the rule instead.)
 #[test]
 fn eight_threads_predict_on_one_model_bit_identically() {
+    // Under Miri, which also checks the threads' accesses for data races: a smaller
+    // model, fewer rows, threads and rounds (scripts/miri.sh).
+    let (d, hidden, rows, threads, rounds) = if cfg!(miri) {
+        (4, [12, 9], 5, 3, 2)
+    } else {
+        (16, [64, 32], 50, 8, 200)
+    };
     for isa in isas() {
-        let cfg = Config::new(16, &[64, 32], 3).max_batch(32).seed(5);
+        let cfg = Config::new(d, &hidden, 3).max_batch(32).seed(5);
         let model = trained(&cfg, isa);
         let mut rng = Rng(23);
-        let inputs: Vec<Vec<f32>> = (0..8).map(|t| rng.vec((50 + t) * 16)).collect();
+        let inputs: Vec<Vec<f32>> = (0..threads).map(|t| rng.vec((rows + t) * d)).collect();
         let single: Vec<Vec<f32>> = inputs
             .iter()
             .map(|x| {
-                let mut y = vec![0.0; x.len() / 16 * 3];
+                let mut y = vec![0.0; x.len() / d * 3];
                 let mut ws = vec![0u8; model.predict_workspace_size(7)];
                 model.predict(x, &mut y, &mut ws).unwrap();
                 y
@@ -106,7 +113,7 @@ fn eight_threads_predict_on_one_model_bit_identically() {
                 scope.spawn(move || {
                     let mut ws = vec![0u8; model.predict_workspace_size(7)];
                     let mut y = vec![0.0; want.len()];
-                    for _ in 0..200 {
+                    for _ in 0..rounds {
                         model.predict(x, &mut y, &mut ws).unwrap();
                         assert!(
                             y.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
@@ -125,7 +132,9 @@ fn eight_threads_predict_on_one_model_bit_identically() {
 #[test]
 fn classify_matches_predict_class_without_changing_the_model() {
     for isa in isas() {
-        for (d, hidden, m_out) in [(3, vec![2], 10), (7, vec![33], 4), (5, vec![17, 9], 2)] {
+        // Under Miri the first shape only (scripts/miri.sh).
+        let shapes = [(3, vec![2], 10), (7, vec![33], 4), (5, vec![17, 9], 2)];
+        for (d, hidden, m_out) in shapes.into_iter().take(if cfg!(miri) { 1 } else { 3 }) {
             let cfg = Config::new(d, &hidden, m_out).max_batch(16).seed(4);
             let mut model = trained(&cfg, isa);
             let before = params(&model);
@@ -225,7 +234,11 @@ fn outputs_and_workspaces_are_written_exactly_and_match_f64() {
             (7, vec![33], 10, 13),
             (17, vec![9, 4], 3, 40),
             (2, vec![16, 16, 16], 7, 6),
-        ] {
+        ]
+        .into_iter()
+        // Under Miri the shapes of a few rows (scripts/miri.sh).
+        .filter(|&(.., n)| !cfg!(miri) || n <= 6)
+        {
             let max_batch = n.min(16);
             let cfg = Config::new(d, &hidden, m_out).max_batch(max_batch).seed(11);
             let mut model = trained(&cfg, isa);
