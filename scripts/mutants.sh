@@ -43,6 +43,10 @@ for a in "${TEST_ARGS[@]}"; do args+=("--cargo-test-arg=$a"); done
 case "$mode" in
 diff)
     base=${1:-HEAD~1}
+    if ! git rev-parse --verify --quiet "$base^{commit}" >/dev/null; then
+        echo "mutants: $base is not a commit here (a shallow clone?): nothing to compare"
+        exit 0
+    fi
     git diff "$base" -- src/ >"$out/changes.diff"
     if [ ! -s "$out/changes.diff" ]; then
         echo "mutants: no change in src/ since $base"
