@@ -612,7 +612,8 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
     let mut acc = [[s.zero(); NV]; R];
     let mut bacc = [s.zero(); NV];
     // SAFETY (whole body): rows of the block, k0 + r < k, and the NV vectors in
-    // panels p.. are inside dZ, A (or the pack), gW and gb.
+    // panels p.. are inside dZ, A (or the pack), gW and gb; the row pointers are only
+    // read for the block's rows (see the end of the loop).
     unsafe {
         let (mut dz, ld) = (dzb.dz, dzb.ld);
         let mut ar = ap;
@@ -629,8 +630,11 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
                     bacc[v] = s.add(bacc[v], d[v]);
                 }
             }
-            dz = dz.add(ld);
-            ar = ar.add(stride);
+            // After the last row both point one row past the block, which may lie
+            // outside their buffer (A is the caller's input in the first layer) and
+            // is never read: `wrapping_add`, since `add` must stay in bounds.
+            dz = dz.wrapping_add(ld);
+            ar = ar.wrapping_add(stride);
         }
         let mut put = |at: *mut f32, v: S::V| {
             let v = if blk.first { v } else { s.add(s.load(at), v) };
