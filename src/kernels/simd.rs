@@ -95,8 +95,18 @@ pub(crate) mod emulated {
         }
     }
 
-    fn map<const N: usize>(f: impl Fn(usize) -> f32) -> [f32; N] {
-        core::array::from_fn(f)
+    /// `[e(0), .., e(N - 1)]` by a plain loop, no closure: under Miri, which
+    /// interprets every lane, several times cheaper than `core::array::from_fn`.
+    macro_rules! lanes {
+        (|$i:ident| $e:expr) => {{
+            let mut v = [0.0f32; N];
+            let mut $i = 0;
+            while $i < N {
+                v[$i] = $e;
+                $i += 1;
+            }
+            v
+        }};
     }
 
     impl<const N: usize> Simd for Emu<N> {
@@ -108,48 +118,53 @@ pub(crate) mod emulated {
         fn zero(self) -> [f32; N] {
             [0.0; N]
         }
+        // One typed access of N floats each (the same bytes as N float accesses).
         unsafe fn load(self, p: *const f32) -> [f32; N] {
-            // SAFETY: the caller guarantees N readable floats.
-            map(|i| unsafe { *p.add(i) })
+            // SAFETY: the caller guarantees N readable floats (no alignment needed).
+            unsafe { p.cast::<[f32; N]>().read_unaligned() }
         }
         unsafe fn store(self, p: *mut f32, v: [f32; N]) {
-            for (i, x) in v.into_iter().enumerate() {
-                // SAFETY: the caller guarantees N writable floats.
-                unsafe { *p.add(i) = x };
-            }
+            // SAFETY: the caller guarantees N writable floats (no alignment needed).
+            unsafe { p.cast::<[f32; N]>().write_unaligned(v) }
         }
         fn add(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
-            map(|i| a[i] + b[i])
+            lanes!(|i| a[i] + b[i])
         }
         fn sub(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
-            map(|i| a[i] - b[i])
+            lanes!(|i| a[i] - b[i])
         }
         fn mul(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
-            map(|i| a[i] * b[i])
+            lanes!(|i| a[i] * b[i])
         }
         fn fmadd(self, a: [f32; N], b: [f32; N], c: [f32; N]) -> [f32; N] {
-            map(|i| a[i].mul_add(b[i], c[i]))
+            lanes!(|i| a[i].mul_add(b[i], c[i]))
         }
         fn fnmadd(self, a: [f32; N], b: [f32; N], c: [f32; N]) -> [f32; N] {
-            map(|i| (-a[i]).mul_add(b[i], c[i]))
+            lanes!(|i| (-a[i]).mul_add(b[i], c[i]))
         }
         fn max0(self, a: [f32; N]) -> [f32; N] {
-            map(|i| if a[i] > 0.0 { a[i] } else { 0.0 })
+            lanes!(|i| if a[i] > 0.0 { a[i] } else { 0.0 })
         }
         fn select_pos(self, h: [f32; N], v: [f32; N]) -> [f32; N] {
-            map(|i| if h[i] > 0.0 { v[i] } else { 0.0 })
+            lanes!(|i| if h[i] > 0.0 { v[i] } else { 0.0 })
         }
         fn hsum(self, a: [f32; N]) -> f32 {
-            a.iter().sum()
+            // From -0.0, as `Iterator::sum` of floats.
+            let (mut sum, mut i) = (-0.0, 0);
+            while i < N {
+                sum += a[i];
+                i += 1;
+            }
+            sum
         }
         fn or(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
-            map(|i| f32::from_bits(a[i].to_bits() | b[i].to_bits()))
+            lanes!(|i| f32::from_bits(a[i].to_bits() | b[i].to_bits()))
         }
         fn div(self, a: [f32; N], b: [f32; N]) -> [f32; N] {
-            map(|i| a[i] / b[i])
+            lanes!(|i| a[i] / b[i])
         }
         fn sqrt(self, a: [f32; N]) -> [f32; N] {
-            map(|i| a[i].sqrt())
+            lanes!(|i| a[i].sqrt())
         }
     }
 }

@@ -89,7 +89,8 @@ impl Rng {
     }
 }
 
-fn check(what: &str, got: &[f32], want: &[f32], fan: usize) {
+/// `what` is formatted only when the check fails.
+fn check(what: impl core::fmt::Display, got: &[f32], want: &[f32], fan: usize) {
     assert_eq!(got.len(), want.len());
     let rms =
         (want.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / want.len().max(1) as f64).sqrt();
@@ -114,23 +115,22 @@ fn flat(m: &Model, grads: bool) -> Vec<f32> {
     v
 }
 
-/// `step` on both models, then their parameters compared.
-fn step_both(model: &mut Model, reference: &mut Model, what: &str, fan: usize) {
-    model.step(0.005).unwrap();
-    reference.step(0.005).unwrap();
-    check(what, &flat(model, false), &flat(reference, false), fan);
-}
-
-/// One config: the same parameters and batches through `kernels` and the reference.
-fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
+/// One config: the same parameters and batches through each of `sets`, compared with
+/// the reference (run once for all of them: its results do not depend on theirs).
+fn compare(sets: &[(&str, &'static Kernels)], cfg: &Config, rng: &mut Rng) {
     let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
-    let mut model = Model::with_kernels(cfg, kernels).unwrap();
+    let mut models: Vec<Model> = sets
+        .iter()
+        .map(|(_, kernels)| Model::with_kernels(cfg, kernels).unwrap())
+        .collect();
     let p: Vec<f32> = flat(&reference, false)
         .iter()
         .map(|v| v + 0.1 * rng.f())
         .collect();
     reference.set_params(&p).unwrap();
-    model.set_params(&p).unwrap();
+    for model in &mut models {
+        model.set_params(&p).unwrap();
+    }
     let (d, m) = (cfg.inputs, cfg.outputs);
     let fan = cfg
         .hidden_widths()
@@ -139,59 +139,66 @@ fn compare(name: &str, kernels: &'static Kernels, cfg: &Config, rng: &mut Rng) {
         .chain([d, cfg.max_batch])
         .max()
         .unwrap();
-    let ctx =
-        |what: &str, n: usize| format!("{name} {d}->{:?}->{m} n={n}: {what}", cfg.hidden_widths());
-    for n in [1, cfg.max_batch, 1 + (rng.next() as usize) % cfg.max_batch] {
+    let hidden = cfg.hidden_widths();
+    // Under Miri, one row (the one-row kernels) and a full batch.
+    let rounds = if cfg!(miri) { 2 } else { 3 };
+    for n in [1, cfg.max_batch, 1 + (rng.next() as usize) % cfg.max_batch]
+        .into_iter()
+        .take(rounds)
+    {
         let x = rng.vec(n * d);
         let y = rng.vec(n * m);
-        let (mut a, mut b) = (vec![0.0; n * m], vec![0.0; n * m]);
-        model.forward(&x, Some(&mut a)).unwrap();
-        reference.forward(&x, Some(&mut b)).unwrap();
-        check(&ctx("forward", n), &a, &b, fan);
-        let (la, lb) = (
-            model
+        // The reference: forward, backward, step, train_step, step.
+        let mut yb = vec![0.0; n * m];
+        reference.forward(&x, Some(&mut yb)).unwrap();
+        let lb = reference
+            .backward(&y)
+            .unwrap_or_else(|e| panic!("{d}->{hidden:?}->{m} n={n}: reference backward: {e}"));
+        let gb = flat(&reference, true);
+        reference.step(0.005).unwrap();
+        let pb = flat(&reference, false);
+        let tlb = reference.train_step(&x, &y, 0.005).unwrap();
+        let (tpb, tgb) = (flat(&reference, false), flat(&reference, true));
+        reference.step(0.005).unwrap();
+        let pb2 = flat(&reference, false);
+        for (&(name, _), model) in sets.iter().zip(&mut models) {
+            let ctx = |what: &'static str| format!("{name} {d}->{hidden:?}->{m} n={n}: {what}");
+            let what = |what: &'static str| LazyCtx(&ctx, what);
+            let mut ya = vec![0.0; n * m];
+            model.forward(&x, Some(&mut ya)).unwrap();
+            check(what("forward"), &ya, &yb, fan);
+            let la = model
                 .backward(&y)
-                .unwrap_or_else(|e| panic!("{}: {e}", ctx("backward", n))),
-            reference
-                .backward(&y)
-                .unwrap_or_else(|e| panic!("{}: {e}", ctx("reference backward", n))),
-        );
-        check(&ctx("loss", n), &[la], &[lb], fan);
-        check(
-            &ctx("gradients", n),
-            &flat(&model, true),
-            &flat(&reference, true),
-            fan,
-        );
-        step_both(&mut model, &mut reference, &ctx("step", n), fan);
-        let (la, lb) = (
-            model.train_step(&x, &y, 0.005).unwrap(),
-            reference.train_step(&x, &y, 0.005).unwrap(),
-        );
-        check(&ctx("train_step loss", n), &[la], &[lb], fan);
-        check(
-            &ctx("train_step", n),
-            &flat(&model, false),
-            &flat(&reference, false),
-            fan,
-        );
-        // The gradients a train step leaves (kept as factors on the course's one-row
-        // path), read out and then used by a step.
-        check(
-            &ctx("train_step gradients", n),
-            &flat(&model, true),
-            &flat(&reference, true),
-            fan,
-        );
-        step_both(
-            &mut model,
-            &mut reference,
-            &ctx("step after train_step", n),
-            fan,
-        );
-        // Re-align, so that differences do not compound across rounds.
-        let p = flat(&reference, false);
-        model.set_params(&p).unwrap();
+                .unwrap_or_else(|e| panic!("{}: {e}", ctx("backward")));
+            check(what("loss"), &[la], &[lb], fan);
+            check(what("gradients"), &flat(model, true), &gb, fan);
+            model.step(0.005).unwrap();
+            check(what("step"), &flat(model, false), &pb, fan);
+            let tla = model.train_step(&x, &y, 0.005).unwrap();
+            check(what("train_step loss"), &[tla], &[tlb], fan);
+            check(what("train_step"), &flat(model, false), &tpb, fan);
+            // The gradients a train step leaves (kept as factors on the course's
+            // one-row path), read out and then used by a step.
+            check(what("train_step gradients"), &flat(model, true), &tgb, fan);
+            model.step(0.005).unwrap();
+            check(
+                what("step after train_step"),
+                &flat(model, false),
+                &pb2,
+                fan,
+            );
+            // Re-align, so that differences do not compound across rounds.
+            model.set_params(&pb2).unwrap();
+        }
+    }
+}
+
+/// A check's context, formatted only when the check fails.
+struct LazyCtx<'a, F: Fn(&'static str) -> String>(&'a F, &'static str);
+
+impl<F: Fn(&'static str) -> String> core::fmt::Display for LazyCtx<'_, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&(self.0)(self.1))
     }
 }
 
@@ -199,107 +206,101 @@ const SIZES: [usize; 13] = [1, 2, 3, 7, 9, 15, 17, 31, 33, 63, 65, 127, 129];
 
 /// `(d, hidden, m, max_batch)` of the ragged-shape test under Miri, which interprets
 /// every lane of every emulated vector: a few small shapes instead of the random
-/// sweep, chosen so that each emulated set still takes every tile and remainder path
-/// (`scripts/miri.sh`). With the 4-, 8- and 16-lane tile shapes above:
-/// - the course's one-row kernels on one and on two panels (1, 2);
-/// - two layers of two and one panels (the 16-lane set's one-panel tiles), 9 rows
-///   (forward row blocks and `head_backward`'s blocks of 8 with remainders), m = 5
-///   (output groups of 4 and 1), weight-gradient tiles of 6 and 8 inputs with
-///   remainders, the transposed `input_grad` over a whole and a partial 16 x 16
-///   block with its mask, and the one-row kernels of a two-layer network (3);
-/// - `input_grad` by dot products with every (rows, columns) tile (4);
-/// - the forward in several chunks of panels, the head's partial sums kept in
-///   `part` between them (5: 100 inputs);
-/// - packed weight gradients, with the output layer formed while packing
-///   (`HeadOne`, 6) and without (7).
-const MIRI_SHAPES: [(usize, &[usize], usize, usize); 7] = [
-    (3, &[16], 1, 1),
+/// sweep, chosen so that each emulated set still runs every tile shape and
+/// remainder path of its kernels (`scripts/miri.sh`; the forward in several chunks
+/// of panels is `dense_relu_in_chunks_matches_the_reference`):
+/// - 0: the course's one-row kernels on two panels (one panel: the tests below), and
+///   three rows through the layer kernels with the head fused (m = 1);
+/// - 1: 9 rows, m = 5: forward row blocks of 6 or 8 and a remainder, the output
+///   layer in groups of 4 and 1 and `head_backward`'s blocks of 8 rows, and the
+///   first layer's weight-gradient tiles reading the caller's input in place (9
+///   inputs: a whole tile and a remainder);
+/// - 2: layers of two panels and one panel (the 16-lane set's two-panel and
+///   one-panel tiles; whole and remainder row tiles of the one-row kernels, whose
+///   train step takes the m > 1 path), weight-gradient tiles of 6 or 8 inputs with
+///   a remainder, and four rows: the transposed `input_grad` over a whole and a
+///   partial 16 x 16 block, its GEMM masked;
+/// - 3: three rows, `input_grad` by dot products with every (rows, columns) tile,
+///   and the bias-only weight-gradient tile (6 and 8 inputs);
+/// - 4, 5: packed weight gradients, with the output layer formed while packing
+///   (`HeadOne`) and without.
+const MIRI_SHAPES: [(usize, &[usize], usize, usize); 6] = [
     (5, &[20], 1, 3),
-    (2, &[17, 16], 5, 9),
-    (4, &[5, 6, 7], 2, 3),
-    (100, &[49], 1, 2),
-    (9, &[64], 1, 32),
-    (1, &[64], 2, 32),
+    (9, &[16], 5, 9),
+    (1, &[17, 16], 2, 4),
+    (4, &[6, 8, 7], 2, 3),
+    (1, &[49], 1, 32),
+    (1, &[49], 2, 32),
 ];
 
 #[test]
 fn every_set_matches_the_reference_on_ragged_shapes() {
-    for (name, kernels) in tables() {
-        if kernels.isa == Isa::Scalar {
-            continue;
+    // Every set but the reference, in lockstep: one reference run per shape.
+    let sets: Vec<_> = tables()
+        .into_iter()
+        .filter(|(_, kernels)| kernels.isa != Isa::Scalar)
+        .collect();
+    let mut rng = Rng(0xD1B54A32D192ED03);
+    if cfg!(miri) {
+        for (t, &(d, hidden, m, max_batch)) in MIRI_SHAPES.iter().enumerate() {
+            let cfg = Config::new(d, hidden, m).max_batch(max_batch);
+            compare(&sets, &cfg.seed(t as u64), &mut rng);
         }
-        let mut rng = Rng(0xD1B54A32D192ED03);
-        if cfg!(miri) {
-            for (t, &(d, hidden, m, max_batch)) in MIRI_SHAPES.iter().enumerate() {
-                let cfg = Config::new(d, hidden, m).max_batch(max_batch);
-                eprintln!("TIMING {name} {t}");
-                compare(name, kernels, &cfg.seed(t as u64), &mut rng);
-            }
-            continue;
-        }
-        // Every size as d and as a hidden width at least once, depths 1..=3, m 1..=4.
-        for (t, &s) in SIZES.iter().enumerate() {
-            let depth = 1 + t % 3;
-            let hidden: Vec<usize> = (0..depth)
-                .map(|l| if l == 0 { s } else { rng.pick(&SIZES[..9]) })
-                .collect();
-            let d = rng.pick(&SIZES);
-            let m = 1 + t % 4;
-            let max_batch = rng.pick(&[1, 2, 7, 9, 17, 33]);
-            compare(
-                name,
-                kernels,
-                &Config::new(d, &hidden, m)
-                    .max_batch(max_batch)
-                    .seed(t as u64),
-                &mut rng,
-            );
-        }
-        for t in 0..12 {
-            let depth = 1 + t % 3;
-            let hidden: Vec<usize> = (0..depth).map(|_| rng.pick(&SIZES)).collect();
-            let cfg = Config::new(rng.pick(&SIZES), &hidden, 1 + t % 4)
-                .max_batch(rng.pick(&[1, 3, 16, 65]));
-            compare(name, kernels, &cfg.seed(100 + t as u64), &mut rng);
-        }
+        return;
+    }
+    // Every size as d and as a hidden width at least once, depths 1..=3, m 1..=4.
+    for (t, &s) in SIZES.iter().enumerate() {
+        let depth = 1 + t % 3;
+        let hidden: Vec<usize> = (0..depth)
+            .map(|l| if l == 0 { s } else { rng.pick(&SIZES[..9]) })
+            .collect();
+        let d = rng.pick(&SIZES);
+        let m = 1 + t % 4;
+        let max_batch = rng.pick(&[1, 2, 7, 9, 17, 33]);
+        let cfg = Config::new(d, &hidden, m).max_batch(max_batch);
+        compare(&sets, &cfg.seed(t as u64), &mut rng);
+    }
+    for t in 0..12 {
+        let depth = 1 + t % 3;
+        let hidden: Vec<usize> = (0..depth).map(|_| rng.pick(&SIZES)).collect();
+        let cfg =
+            Config::new(rng.pick(&SIZES), &hidden, 1 + t % 4).max_batch(rng.pick(&[1, 3, 16, 65]));
+        compare(&sets, &cfg.seed(100 + t as u64), &mut rng);
     }
 }
 
 #[test]
 fn course_and_benchmark_shapes_match_the_reference() {
-    for (name, kernels) in tables() {
-        let mut rng = Rng(99);
-        for (d, hidden, m, n) in [
-            (8, vec![32], 1, 1),
-            // The course's one-row path (one hidden layer of one or two panels, m = 1)
-            // on ragged sizes.
-            (1, vec![1], 1, 1),
-            (3, vec![16], 1, 2),
-            (7, vec![17], 1, 3),
-            (33, vec![31], 1, 1),
-            (17, vec![9], 1, 5),
-            (10, vec![64], 1, 32),
-            (16, vec![64], 1, 32),
-            (64, vec![256], 1, 64),
-            (64, vec![256, 256], 4, 16),
-            (100, vec![520], 1, 20),
-            // Several packed row blocks of the weight gradients (pack_rows(300) = 109),
-            // with the m = 1 head formed in them (`HeadOne`) and without.
-            (300, vec![70, 65], 2, 150),
-            (300, vec![70], 1, 150),
-        ]
-        .into_iter()
-        // Under Miri only the course's small one-row and few-row shapes (the batch
-        // paths run on `MIRI_SHAPES`).
-        .filter(|(d, hidden, _, n)| !cfg!(miri) || d * hidden.iter().sum::<usize>() * n <= 1024)
-        {
-            compare(
-                name,
-                kernels,
-                &Config::new(d, &hidden, m).max_batch(n).seed(1),
-                &mut rng,
-            );
-        }
+    let (sets, mut rng) = (tables(), Rng(99));
+    for (d, hidden, m, n) in [
+        (8, vec![32], 1, 1),
+        // The course's one-row path (one hidden layer of one or two panels, m = 1)
+        // on ragged sizes.
+        (1, vec![1], 1, 1),
+        (3, vec![16], 1, 2),
+        (7, vec![17], 1, 3),
+        (33, vec![31], 1, 1),
+        (17, vec![9], 1, 5),
+        (10, vec![64], 1, 32),
+        (16, vec![64], 1, 32),
+        (64, vec![256], 1, 64),
+        (64, vec![256, 256], 4, 16),
+        (100, vec![520], 1, 20),
+        // Several packed row blocks of the weight gradients (pack_rows(300) = 109),
+        // with the m = 1 head formed in them (`HeadOne`) and without.
+        (300, vec![70, 65], 2, 150),
+        (300, vec![70], 1, 150),
+    ]
+    .into_iter()
+    // Under Miri only the course's small one-row and few-row shapes (the batch
+    // paths run on `MIRI_SHAPES`).
+    .filter(|(d, hidden, _, n)| !cfg!(miri) || d * hidden.iter().sum::<usize>() * n <= 1024)
+    {
+        compare(
+            &sets,
+            &Config::new(d, &hidden, m).max_batch(n).seed(1),
+            &mut rng,
+        );
     }
 }
 
@@ -418,6 +419,57 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
             check(&what, &flat(&model, true), &flat(&reference, true), 23);
         }
     }
+}
+
+/// The forward GEMM over more panels than one L1 chunk of weights holds (129 inputs:
+/// chunks of two panels; three panels: a whole chunk and a partial one), the head's
+/// partial sums kept in `part` between the chunks, on every set against the
+/// reference. One row, so that it stays cheap under Miri.
+#[test]
+fn dense_relu_in_chunks_matches_the_reference() {
+    use super::{DenseArgs, PANEL};
+    let (k, panels) = (129, 3);
+    let mut rng = Rng(7);
+    let (a, w) = (rng.vec(k), rng.vec(panels * k * PANEL));
+    let (b, head) = (rng.vec(panels * PANEL), rng.vec(panels * PANEL));
+    let run = |kernels: &Kernels| {
+        let mut h = vec![f32::NAN; panels * PANEL];
+        let mut part = vec![f32::NAN; PANEL];
+        let mut yhat = f32::NAN;
+        let args = DenseArgs {
+            a: a.as_ptr(),
+            lda: k,
+            n: 1,
+            k,
+            w: w.as_ptr(),
+            b: b.as_ptr(),
+            panels,
+            h: h.as_mut_ptr(),
+            head: head.as_ptr(),
+            head_bias: 0.5,
+            yhat: &mut yhat,
+            part: part.as_mut_ptr(),
+            mask: core::ptr::null(),
+        };
+        // SAFETY: one row of k inputs, `panels` panels of weights, biases, outputs
+        // and head weights, a row of partial sums and one prediction, as stated.
+        unsafe { (kernels.dense_relu)(&args) };
+        (h, yhat)
+    };
+    let (h0, y0) = run(&super::scalar::KERNELS);
+    for (name, kernels) in tables() {
+        let (h, y) = run(kernels);
+        check(format_args!("{name} H"), &h, &h0, k);
+        check(format_args!("{name} yhat"), &[y], &[y0], k);
+    }
+}
+
+/// Miri runs no `std::arch` vector code: run-time detection reports only the
+/// features enabled at compile time, so dispatch picks the scalar set.
+#[cfg(miri)]
+#[test]
+fn miri_dispatch_picks_the_scalar_set() {
+    assert_eq!(super::best().isa, Isa::Scalar);
 }
 
 /// `transpose16` of every set this CPU runs (and the emulated default) against the
