@@ -697,7 +697,7 @@ fn check_last_error(what: &str, got: flowmlp_status) {
 /// `flowmlp_create` must fail with `want` and leave `*out` unwritten.
 #[track_caller]
 fn c_create_fails(t: &mut Tally, what: &str, c: &flowmlp_config, want: flowmlp_status) {
-    let sentinel = 0x5EED as *mut flowmlp_model;
+    let sentinel = std::ptr::without_provenance_mut::<flowmlp_model>(0x5EED);
     let mut out = sentinel;
     // SAFETY: valid pointers.
     let got = unsafe { flowmlp_create(c, &mut out) };
@@ -795,13 +795,16 @@ fn c_config_rows(t: &mut Tally, isa: Isa) {
     c.n_inputs = 1 << 30;
     c.hidden[0] = 16;
     c.max_batch = 1 << 30;
-    let mut out = 0x5EED as *mut flowmlp_model;
+    let mut out = std::ptr::without_provenance_mut::<flowmlp_model>(0x5EED);
     // SAFETY: valid pointers.
     assert_eq!(
         unsafe { flowmlp_create(&c, &mut out) },
         FLOWMLP_ERROR_OUT_OF_MEMORY
     );
-    assert_eq!(out, 0x5EED as *mut flowmlp_model);
+    assert_eq!(
+        out,
+        std::ptr::without_provenance_mut::<flowmlp_model>(0x5EED)
+    );
     t.add("C flowmlp_create valid but too large to allocate");
     // Kernel sets this CPU lacks.
     for other in Isa::ALL.into_iter().filter(|i| !i.is_supported()) {
@@ -829,7 +832,7 @@ fn c_caller_memory_rows(t: &mut Tally, isa: Isa) {
         assert!(size > 0);
         let layout = std::alloc::Layout::from_size_align(size + 128, 64).unwrap();
         let mem = std::alloc::alloc_zeroed(layout);
-        let sentinel = 0x5EED as *mut flowmlp_model;
+        let sentinel = std::ptr::without_provenance_mut::<flowmlp_model>(0x5EED);
         let mut out = sentinel;
         let v = mem as *mut core::ffi::c_void;
         let cp: *const flowmlp_config = &c;
@@ -1107,7 +1110,7 @@ fn c_model_rows(t: &mut Tally, isa: Isa, dir: &std::path::Path) {
         });
 
         // Loading: argument errors, bad bytes, bad files. `*out_model` never written.
-        let sentinel = 0x5EED as *mut flowmlp_model;
+        let sentinel = std::ptr::without_provenance_mut::<flowmlp_model>(0x5EED);
         let mut lo = sentinel;
         let lop: *mut *mut flowmlp_model = &mut lo;
         assert_eq!(flowmlp_save(m, cp, 1 << 16, null_mut()), FLOWMLP_OK);
