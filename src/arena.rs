@@ -17,11 +17,11 @@
 //! part          partial sums of the m = 1 head across weight chunks, max_batch x 16
 //! pack          packed columns of a layer's input for the weight gradients
 //! wt            a layer's weights laid out for dZ W (layers 2..k, batches of 4+ rows)
-//! factors[0..2] the gradients of a one-row course step as factors, per gradient
-//!               buffer: x (d, padded to 16), H (ld), dZ (ld), dy (16); course only
+//! factors[0..2] the gradients of a one-row one-hidden-layer step as factors, per gradient
+//!               buffer: x (d, padded to 16), H (ld), dZ (ld), dy (16); one hidden layer only
 //! ```
 //!
-//! The course's network (one hidden layer of at most 32 units, one output) trains one
+//! A one-hidden-layer network (at most 32 hidden units, one output) trains one
 //! row at a time with its gradients kept as those factors, `gW = dZ x^T`, `gb = dZ`,
 //! `gW_o = dy H`, `gb_o = dy`: 2d + 3 ld floats written per step instead of the
 //! (d + 2) ld + 1 gradients, which are formed only when read (`Model::factor_grad`).
@@ -94,7 +94,7 @@ pub(crate) struct Plan {
     pub pack: usize,
     pub wt: usize,
     /// One hidden layer of at most two panels and one output (see `factors`).
-    pub course: bool,
+    pub one_hidden: bool,
     pub factors: [usize; 2],
     /// Total bytes of the arena.
     pub total: usize,
@@ -211,8 +211,8 @@ impl Plan {
             }
         }
         let wt = c.take_floats(wt_len)?;
-        let course = k == 1 && cfg.outputs == 1 && layers[0].panels <= 2;
-        let factor_len = if course {
+        let one_hidden = k == 1 && cfg.outputs == 1 && layers[0].panels <= 2;
+        let factor_len = if one_hidden {
             add(round_up(cfg.inputs, PANEL)?, 2 * ld[0] + PANEL)?
         } else {
             0
@@ -239,7 +239,7 @@ impl Plan {
             part,
             pack,
             wt,
-            course,
+            one_hidden,
             factors,
             total: c.0,
         })

@@ -16,7 +16,7 @@
 //! refused call leaves parameters, gradients, and the kept forward as they were.
 //! The one exception is a non-finite loss or update found inside `train_step` after
 //! its forward pass: parameters and gradients stay, but the kept forward is dropped
-//! (except on the course's one-row path, whose forward stays in registers).
+//! (except on the one-hidden-layer one-row path, whose forward stays in registers).
 
 use core::ptr::NonNull;
 use std::alloc::Layout;
@@ -24,10 +24,10 @@ use std::alloc::Layout;
 use crate::arena::{Plan, ALIGN, PANEL};
 use crate::config::{Config, Isa, Loss};
 use crate::init;
-use crate::kernels::row::{CourseStep, RowCtx, RowTrain};
+use crate::kernels::row::{OneHiddenStep, RowCtx, RowTrain};
 use crate::kernels::{
     self, put_grad1, DenseArgs, ForwardRowFn, Fused, HeadArgs, HeadBackArgs, HeadOne,
-    InputGradArgs, Kernels, TrainCourseFn, TrainRowFn, UpdateArgs, WeightGradArgs,
+    InputGradArgs, Kernels, TrainOneHiddenFn, TrainRowFn, UpdateArgs, WeightGradArgs,
 };
 use crate::optim::{clip_scale, Optimizer, Update};
 
@@ -59,16 +59,16 @@ pub(crate) struct State {
     /// Rows of the kept forward pass; 0 when none.
     fwd_n: usize,
     /// The current gradients are the factors in `plan.factors[grads]`, not the buffer
-    /// (after a one-row course `train_step`; see `Model::factor_grad`).
+    /// (after a one-row one-hidden-layer `train_step`; see `Model::factor_grad`).
     lazy: bool,
     /// The one-row forward kernel for this plan (`None`: the layer kernels).
     row_forward: Option<ForwardRowFn>,
     /// The one-row fused SGD train step for this plan while `fusable`, else `None`
-    /// (also `None` for the course's network, which has `course_train`).
+    /// (also `None` for the one-hidden-layer network, which has `one_hidden_train`).
     row_train: Option<TrainRowFn>,
-    /// The course's one-row fused SGD train step while `fusable`, else `None`; it
+    /// The one-hidden-layer one-row fused SGD train step while `fusable`, else `None`; it
     /// leaves the gradients as factors.
-    course_train: Option<TrainCourseFn>,
+    one_hidden_train: Option<TrainOneHiddenFn>,
 }
 
 impl State {
@@ -76,12 +76,12 @@ impl State {
     /// clipping changed.
     fn refresh_fusable(&mut self) {
         self.fusable = self.optimizer.is_plain_sgd() && self.clip_norm == 0.0;
-        let (row, course) = match self.plan.course {
-            true => (None, self.kernels.train_course),
+        let (row, one_hidden) = match self.plan.one_hidden {
+            true => (None, self.kernels.train_one_hidden),
             false => (self.kernels.train_row, None),
         };
         self.row_train = row.filter(|_| self.fusable);
-        self.course_train = course.filter(|_| self.fusable);
+        self.one_hidden_train = one_hidden.filter(|_| self.fusable);
     }
 
     /// The fused SGD step: the update of each gradient goes from the current into the
@@ -282,13 +282,13 @@ impl Model {
             steps: 0,
             fwd_n: 0,
             lazy: false,
-            row_forward: if plan.course {
-                kernels.forward_course
+            row_forward: if plan.one_hidden {
+                kernels.forward_one_hidden
             } else {
                 kernels.forward_row
             },
             row_train: None,
-            course_train: None,
+            one_hidden_train: None,
         };
         state.refresh_fusable();
         // SAFETY: the header fits at the start of the block and is aligned (ALIGN >=
@@ -709,7 +709,7 @@ impl Model {
     }
 
     /// The current gradient at internal index `int` from the factors of a one-row
-    /// course step (`Plan::factors`): `gW[j][k] = dz[j] x[k]`, `gb = dz`,
+    /// one-hidden-layer step (`Plan::factors`): `gW[j][k] = dz[j] x[k]`, `gb = dz`,
     /// `gW_o[j] = dy h[j]`, `gb_o = dy`; padding reads as 0 (dZ and H are 0 there).
     /// The kernels form the same products, so the values match an eager step's.
     fn factor_grad(&self, int: usize) -> f32 {
@@ -835,22 +835,22 @@ impl Model {
     /// `forward` + `backward` + `step` on one batch, fused; returns the loss. On any
     /// error parameters and gradients are unchanged; once the forward pass has run
     /// (a non-finite loss or a refused update) the kept forward is gone, except after
-    /// the course's one-row kernel, which does not touch it.
+    /// the one-hidden-layer one-row kernel, which does not touch it.
     pub fn train_step(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
         let s = self.st();
-        // One row of the course's network (one output) with plain SGD, the embedded
+        // One row of the one-hidden-layer network (one output) with plain SGD, the embedded
         // loop's case: one kernel call, which checks x and y itself.
-        if let (true, Some(course)) = (x.len() == s.plan.inputs, s.course_train) {
+        if let (true, Some(one_hidden)) = (x.len() == s.plan.inputs, s.one_hidden_train) {
             if y.len() != 1 {
                 return Err(wrong_len("y", 1));
             }
             check_lr(learning_rate)?;
-            return self.train_course(course, x, y, learning_rate);
+            return self.train_one_hidden(one_hidden, x, y, learning_rate);
         }
         self.train_batch(x, y, learning_rate)
     }
 
-    /// `train_step` past the course's one-row kernel; apart, so that the embedded
+    /// `train_step` past the one-hidden-layer one-row kernel; apart, so that the embedded
     /// loop's call does not pay for this path's registers.
     #[inline(never)]
     fn train_batch(&mut self, x: &[f32], y: &[f32], learning_rate: f32) -> Result<f32, Error> {
@@ -919,20 +919,20 @@ impl Model {
         Ok(loss)
     }
 
-    /// `train_step` for one row of the course's network: the kernel writes only the
+    /// `train_step` for one row of the one-hidden-layer network: the kernel writes only the
     /// spare parameters and factors, so a refused step changes nothing, the kept
     /// forward pass included.
     #[inline]
-    fn train_course(
+    fn train_one_hidden(
         &mut self,
-        f: TrainCourseFn,
+        f: TrainOneHiddenFn,
         x: &[f32],
         y: &[f32],
         lr: f32,
     ) -> Result<f32, Error> {
         let s = self.st();
         let plan = &s.plan;
-        let step = CourseStep {
+        let step = OneHiddenStep {
             plan,
             cur: s.ptr(plan.params[s.params]),
             next: s.ptr(plan.params[1 - s.params]),

@@ -1049,7 +1049,7 @@ macro_rules! simd_kernel_set {
         panel_vectors: $nv1:literal $(,)?
     ) => {
         use $crate::kernels::generic;
-        use $crate::kernels::row::{self, CourseStep, RowCtx, RowTrain};
+        use $crate::kernels::row::{self, OneHiddenStep, RowCtx, RowTrain};
         use $crate::kernels::{
             DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs, WeightGradArgs,
         };
@@ -1070,8 +1070,8 @@ macro_rules! simd_kernel_set {
             forward_row: Some(forward_row),
             train_row: Some(train_row),
             fuses_head: true,
-            forward_course: Some(forward_course),
-            train_course: Some(train_course),
+            forward_one_hidden: Some(forward_one_hidden),
+            train_one_hidden: Some(train_one_hidden),
         };
 
         // SAFETY (every entry point below): the functions are reachable only through
@@ -1128,12 +1128,12 @@ macro_rules! simd_kernel_set {
             unsafe { row::train_row::<$tok, $nvr, $nv1, $ri, $ci>(<$tok>::assume(), c, t) }
         }
         $(#[$attr])*
-        unsafe fn forward_course(c: &RowCtx) -> bool {
-            unsafe { row::forward_course::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
+        unsafe fn forward_one_hidden(c: &RowCtx) -> bool {
+            unsafe { row::forward_one_hidden::<$tok, $nvr, $nv1>(<$tok>::assume(), c) }
         }
         $(#[$attr])*
-        unsafe fn train_course(t: &CourseStep) -> (f32, bool) {
-            unsafe { row::train_course::<$tok, $nvr, $nv1>(<$tok>::assume(), t) }
+        unsafe fn train_one_hidden(t: &OneHiddenStep) -> (f32, bool) {
+            unsafe { row::train_one_hidden::<$tok, $nvr, $nv1>(<$tok>::assume(), t) }
         }
         $(#[$attr])*
         unsafe fn copy_finite(src: *const f32, dst: *mut f32, len: usize) -> bool {

@@ -125,7 +125,7 @@ pub(crate) struct WeightGradArgs {
 /// The output layer's backward pass for m = 1, done by the weight-gradient kernel of
 /// the hidden layer below it as it packs each block of dZ: `dZ = (dy w_o) * [H > 0]`
 /// and `gW_o = dy^T H`, so that H is read once and dZ never goes to memory (the
-/// course's network at batch sizes; its head would otherwise be a pass over H and dZ
+/// one-hidden-layer network at batch sizes; its head would otherwise be a pass over H and dZ
 /// as long as a GEMM's).
 #[derive(Clone, Copy)]
 pub(crate) struct HeadOne {
@@ -213,9 +213,9 @@ pub(crate) type TrainRowFn = unsafe fn(&row::RowCtx, &row::RowTrain) -> (f32, bo
 /// input is not finite.
 pub(crate) type ForwardRowFn = unsafe fn(&row::RowCtx) -> bool;
 
-/// A kernel set's one-row SGD train step for the course's network (`Plan::course`):
+/// A kernel set's one-row SGD train step for the one-hidden-layer network (`Plan::one_hidden`):
 /// the loss, and whether it and every update were finite.
-pub(crate) type TrainCourseFn = unsafe fn(&row::CourseStep) -> (f32, bool);
+pub(crate) type TrainOneHiddenFn = unsafe fn(&row::OneHiddenStep) -> (f32, bool);
 
 /// The functions of one kernel set. All are `unsafe fn`: the caller guarantees that
 /// every pointer in the arguments is valid for the sizes they state.
@@ -246,11 +246,11 @@ pub(crate) struct Kernels {
     pub train_row: Option<TrainRowFn>,
     /// Whether `weight_grad` takes `WeightGradArgs::head`.
     pub fuses_head: bool,
-    /// `forward_row` for a plan with `course` set (everything in registers).
-    pub forward_course: Option<ForwardRowFn>,
-    /// The fused SGD train step of one row for a plan with `course` set; leaves the
-    /// gradients as factors (`CourseStep::factors`).
-    pub train_course: Option<TrainCourseFn>,
+    /// `forward_row` for a plan with `one_hidden` set (everything in registers).
+    pub forward_one_hidden: Option<ForwardRowFn>,
+    /// The fused SGD train step of one row for a plan with `one_hidden` set; leaves the
+    /// gradients as factors (`OneHiddenStep::factors`).
+    pub train_one_hidden: Option<TrainOneHiddenFn>,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

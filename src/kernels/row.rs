@@ -38,9 +38,9 @@ pub(crate) struct RowCtx<'a> {
     pub keep: *mut f32,
 }
 
-/// The course's one-row SGD step (`train_course`): the buffers by address, so that
+/// The one-hidden-layer one-row SGD step (`train_one_hidden`): the buffers by address, so that
 /// the caller only picks them.
-pub(crate) struct CourseStep<'a> {
+pub(crate) struct OneHiddenStep<'a> {
     pub plan: &'a Plan,
     /// The current parameters.
     pub cur: *const f32,
@@ -358,35 +358,35 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
     }
 }
 
-/// `forward_row` for the course's network (`Plan::course`: one hidden layer of one
+/// `forward_row` for the one-hidden-layer network (`Plan::one_hidden`: one hidden layer of one
 /// or two panels, one output), whose hidden layer fits one row tile of `NV` vectors
 /// and stays in registers.
 ///
 /// # Safety
-/// As `forward_row`, for a plan with `course` set.
+/// As `forward_row`, for a plan with `one_hidden` set.
 #[inline(always)]
-pub(crate) unsafe fn forward_course<S: Simd, const NV: usize, const NV1: usize>(
+pub(crate) unsafe fn forward_one_hidden<S: Simd, const NV: usize, const NV1: usize>(
     s: S,
     c: &RowCtx,
 ) -> bool {
     const { assert!(NV == 2 * NV1, "a row tile is two panels") };
-    debug_assert!(c.plan.course);
+    debug_assert!(c.plan.one_hidden);
     // SAFETY: the caller's contract.
     unsafe {
         if !c.keep.is_null() && !generic::copy_finite(s, c.x, c.keep, c.plan.inputs) {
             return false;
         }
         if c.plan.layers[0].panels == 1 {
-            forward_course_v::<S, NV1, NV1>(s, c)
+            forward_one_hidden_v::<S, NV1, NV1>(s, c)
         } else {
-            forward_course_v::<S, NV, NV1>(s, c)
+            forward_one_hidden_v::<S, NV, NV1>(s, c)
         }
     }
     true
 }
 
-/// The train step of one row with the fused SGD step for the course's network (see
-/// `forward_course`): returns the loss and whether it and every updated parameter
+/// The train step of one row with the fused SGD step for the one-hidden-layer network (see
+/// `forward_one_hidden`): returns the loss and whether it and every updated parameter
 /// were finite. Writes only the spare buffers of `t`, so a refused step leaves the
 /// model, its kept forward pass included, as it was.
 ///
@@ -396,21 +396,21 @@ pub(crate) unsafe fn forward_course<S: Simd, const NV: usize, const NV1: usize>(
 /// 0 (`inf * 0` is NaN), so the update check refuses it.
 ///
 /// # Safety
-/// `t` describes a live arena of a plan with `course` set; `t.x` holds `d` floats
+/// `t` describes a live arena of a plan with `one_hidden` set; `t.x` holds `d` floats
 /// and `t.y` one.
 #[inline(always)]
-pub(crate) unsafe fn train_course<S: Simd, const NV: usize, const NV1: usize>(
+pub(crate) unsafe fn train_one_hidden<S: Simd, const NV: usize, const NV1: usize>(
     s: S,
-    t: &CourseStep,
+    t: &OneHiddenStep,
 ) -> (f32, bool) {
     const { assert!(NV == 2 * NV1, "a row tile is two panels") };
-    debug_assert!(t.plan.course);
+    debug_assert!(t.plan.one_hidden);
     // SAFETY: the caller's contract.
     unsafe {
         if t.plan.layers[0].panels == 1 {
-            train_course_v::<S, NV1, NV1>(s, t)
+            train_one_hidden_v::<S, NV1, NV1>(s, t)
         } else {
-            train_course_v::<S, NV, NV1>(s, t)
+            train_one_hidden_v::<S, NV, NV1>(s, t)
         }
     }
 }
@@ -421,7 +421,7 @@ pub(crate) unsafe fn train_course<S: Simd, const NV: usize, const NV1: usize>(
 /// `x` holds `k` floats; `w` and `b` are the layer's internal weights and bias with
 /// `V / NV1` panels.
 #[inline(always)]
-unsafe fn course_hidden<S: Simd, const V: usize, const NV1: usize>(
+unsafe fn one_hidden_layer<S: Simd, const V: usize, const NV1: usize>(
     s: S,
     x: *const f32,
     k: usize,
@@ -454,13 +454,13 @@ unsafe fn course_hidden<S: Simd, const V: usize, const NV1: usize>(
     }
 }
 
-/// `w_o . h` of the course's single output, lane-wise (`hsum` of it is the dot
+/// `w_o . h` of the one-hidden-layer network's single output, lane-wise (`hsum` of it is the dot
 /// product).
 ///
 /// # Safety
 /// `wo` holds `V * LANES` floats (the output row is padded to the layer's width).
 #[inline(always)]
-unsafe fn course_head<S: Simd, const V: usize>(s: S, h: &[S::V; V], wo: *const f32) -> S::V {
+unsafe fn one_hidden_head<S: Simd, const V: usize>(s: S, h: &[S::V; V], wo: *const f32) -> S::V {
     // Two chains: this sum sits on the step's critical path (forward -> loss -> dZ).
     let mut acc = [s.zero(); 2];
     // SAFETY: v * LANES < V * LANES.
@@ -472,37 +472,37 @@ unsafe fn course_head<S: Simd, const V: usize>(s: S, h: &[S::V; V], wo: *const f
     s.add(acc[0], acc[1])
 }
 
-/// `forward_course` with the hidden layer's `V` vectors.
+/// `forward_one_hidden` with the hidden layer's `V` vectors.
 ///
 /// # Safety
-/// As `forward_course`.
+/// As `forward_one_hidden`.
 #[inline(always)]
-unsafe fn forward_course_v<S: Simd, const V: usize, const NV1: usize>(s: S, c: &RowCtx) {
+unsafe fn forward_one_hidden_v<S: Simd, const V: usize, const NV1: usize>(s: S, c: &RowCtx) {
     let plan = c.plan;
     let (lp, out) = (&plan.layers[0], &plan.layers[1]);
     // SAFETY (whole body): offsets from the plan; the h section holds the padded row.
     unsafe {
         let p = c.params;
-        let h = course_hidden::<S, V, NV1>(s, c.x, lp.inputs, p.add(lp.w), p.add(lp.b));
+        let h = one_hidden_layer::<S, V, NV1>(s, c.x, lp.inputs, p.add(lp.w), p.add(lp.b));
         let hrow = at(c.base, plan.h[0]);
         for v in 0..V {
             s.store(hrow.add(v * S::LANES), h[v]);
         }
-        *at(c.base, plan.yhat) = *p.add(out.b) + s.hsum(course_head(s, &h, p.add(out.w)));
+        *at(c.base, plan.yhat) = *p.add(out.b) + s.hsum(one_hidden_head(s, &h, p.add(out.w)));
     }
 }
 
-/// `train_course` with the hidden layer's `V` vectors: the hidden layer, its mask and
+/// `train_one_hidden` with the hidden layer's `V` vectors: the hidden layer, its mask and
 /// dZ stay in registers, and the gradients are left as their factors x, H, dZ and dy
 /// (`Plan::factors`), so one pass over the weights reads each old value and writes
 /// its update, and nothing else.
 ///
 /// # Safety
-/// As `train_course`.
+/// As `train_one_hidden`.
 #[inline(always)]
-unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
+unsafe fn train_one_hidden_v<S: Simd, const V: usize, const NV1: usize>(
     s: S,
-    t: &CourseStep,
+    t: &OneHiddenStep,
 ) -> (f32, bool) {
     let plan = t.plan;
     let (lp, out) = (&plan.layers[0], &plan.layers[1]);
@@ -513,9 +513,9 @@ unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
     // SAFETY (whole body): offsets from the plan, within the parameter buffers and the
     // factor section; x holds k floats and y one.
     unsafe {
-        let h = course_hidden::<S, V, NV1>(s, x, k, cur.add(lp.w), cur.add(lp.b));
+        let h = one_hidden_layer::<S, V, NV1>(s, x, k, cur.add(lp.w), cur.add(lp.b));
         let wo = cur.add(out.w);
-        let e = *cur.add(out.b) + s.hsum(course_head(s, &h, wo)) - *t.y;
+        let e = *cur.add(out.b) + s.hsum(one_hidden_head(s, &h, wo)) - *t.y;
         let loss = e * e;
         if !loss.is_finite() {
             return (loss, false);
@@ -551,14 +551,14 @@ unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
             let (x0, x1) = (*x.add(kk), *x.add(kk + 1));
             *fx.add(kk) = x0;
             *fx.add(kk + 1) = x1;
-            course_update(s, x0, &step, w, &voff, delta, &mut bads);
-            course_update(s, x1, &step, w.add(PANEL), &voff, delta, &mut bads);
+            one_hidden_update(s, x0, &step, w, &voff, delta, &mut bads);
+            one_hidden_update(s, x1, &step, w.add(PANEL), &voff, delta, &mut bads);
             w = w.add(2 * PANEL);
         }
         if k % 2 == 1 {
             let x0 = *x.add(k - 1);
             *fx.add(k - 1) = x0;
-            course_update(s, x0, &step, w, &voff, delta, &mut bads);
+            one_hidden_update(s, x0, &step, w, &voff, delta, &mut bads);
         }
         let mut bad = s.zero();
         for v in 0..V {
@@ -568,13 +568,13 @@ unsafe fn train_course_v<S: Simd, const V: usize, const NV1: usize>(
     }
 }
 
-/// One input's weight row of the course's SGD step: `w[delta + j] = w[j] + xv *
+/// One input's weight row of the one-hidden-layer SGD step: `w[delta + j] = w[j] + xv *
 /// step[j]` over the row's `V` vectors, each result folded into `bads`.
 ///
 /// # Safety
 /// `w + voff[v]` and `w + delta + voff[v]` are valid for a vector each.
 #[inline(always)]
-unsafe fn course_update<S: Simd, const V: usize>(
+unsafe fn one_hidden_update<S: Simd, const V: usize>(
     s: S,
     xv: f32,
     step: &[S::V; V],

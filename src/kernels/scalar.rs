@@ -26,8 +26,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     forward_row: None,
     train_row: None,
     fuses_head: false,
-    forward_course: None,
-    train_course: None,
+    forward_one_hidden: None,
+    train_one_hidden: None,
 };
 
 /// ReLU with ReLU'(0) = 0; NaN maps to 0 as `max(z, 0)` does in the SIMD sets.

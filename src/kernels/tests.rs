@@ -177,7 +177,7 @@ fn compare(sets: &[(&str, &'static Kernels)], cfg: &Config, rng: &mut Rng) {
             let tla = model.train_step(&x, &y, 0.005).unwrap();
             check(what("train_step loss"), &[tla], &[tlb], fan);
             check(what("train_step"), &flat(model, false), &tpb, fan);
-            // The gradients a train step leaves (kept as factors on the course's
+            // The gradients a train step leaves (kept as factors on the one-hidden-layer
             // one-row path), read out and then used by a step.
             check(what("train_step gradients"), &flat(model, true), &tgb, fan);
             model.step(0.005).unwrap();
@@ -209,7 +209,7 @@ const SIZES: [usize; 13] = [1, 2, 3, 7, 9, 15, 17, 31, 33, 63, 65, 127, 129];
 /// sweep, chosen so that each emulated set still runs every tile shape and
 /// remainder path of its kernels (`scripts/miri.sh`; the forward in several chunks
 /// of panels is `dense_relu_in_chunks_matches_the_reference`):
-/// - 0: the course's one-row kernels on two panels (one panel: the tests below), and
+/// - 0: the one-hidden-layer one-row kernels on two panels (one panel: the tests below), and
 ///   three rows through the layer kernels with the head fused (m = 1);
 /// - 1: 9 rows, m = 5: forward row blocks of 6 or 8 and a remainder, the output
 ///   layer in groups of 4 and 1 and `head_backward`'s blocks of 8 rows, and the
@@ -274,7 +274,7 @@ fn course_and_benchmark_shapes_match_the_reference() {
     let (sets, mut rng) = (tables(), Rng(99));
     for (d, hidden, m, n) in [
         (8, vec![32], 1, 1),
-        // The course's one-row path (one hidden layer of one or two panels, m = 1)
+        // The one-hidden-layer one-row path (one hidden layer of one or two panels, m = 1)
         // on ragged sizes.
         (1, vec![1], 1, 1),
         (3, vec![16], 1, 2),
@@ -292,7 +292,7 @@ fn course_and_benchmark_shapes_match_the_reference() {
         (300, vec![70], 1, 150),
     ]
     .into_iter()
-    // Under Miri only the course's small one-row and few-row shapes (the batch
+    // Under Miri only the small one-hidden-layer one-row and few-row shapes (the batch
     // paths run on `MIRI_SHAPES`).
     .filter(|(d, hidden, _, n)| !cfg!(miri) || d * hidden.iter().sum::<usize>() * n <= 1024)
     {
@@ -305,7 +305,7 @@ fn course_and_benchmark_shapes_match_the_reference() {
 }
 
 #[test]
-fn refused_course_steps_keep_the_factored_gradients() {
+fn refused_one_hidden_steps_keep_the_factored_gradients() {
     for (name, kernels) in tables() {
         let cfg = Config::new(5, &[20], 1).max_batch(3).seed(7);
         let mut model = Model::with_kernels(&cfg, kernels).unwrap();
@@ -316,7 +316,7 @@ fn refused_course_steps_keep_the_factored_gradients() {
         // A kept forward pass, which the refused steps below must leave in place.
         let xf = [-0.3, 0.8, 1.25, -2.0, 0.1];
         model.forward(&xf, None).unwrap();
-        // A loss that overflows, non-finite targets and inputs (the course kernel
+        // A loss that overflows, non-finite targets and inputs (the one-hidden-layer kernel
         // checks them itself, in every position), a bad rate: all refused.
         assert_eq!(model.train_step(&x, &[3e19], 0.01), Err(Error::Diverged));
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
@@ -339,8 +339,8 @@ fn refused_course_steps_keep_the_factored_gradients() {
         assert_eq!(model.train_step(&x, &[1e6], 1e35), Err(Error::Diverged));
         assert_eq!(flat(&model, true), g, "{name}: gradients changed");
         assert_eq!(flat(&model, false), p, "{name}: parameters changed");
-        if kernels.train_course.is_some() {
-            // The course kernel keeps its forward in registers: the kept forward
+        if kernels.train_one_hidden.is_some() {
+            // The one-hidden-layer kernel keeps its forward in registers: the kept forward
             // survived, and backward from it is the reference's.
             let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
             reference.set_params(&p).unwrap();
@@ -365,7 +365,7 @@ fn refused_course_steps_keep_the_factored_gradients() {
 
 #[test]
 fn a_non_finite_input_is_refused_where_no_unit_is_active() {
-    // Every hidden unit dead (zero weights, negative bias) and a zero step: the course
+    // Every hidden unit dead (zero weights, negative bias) and a zero step: the one-hidden-layer
     // kernel still refuses a NaN or infinite input, through `inf * 0`.
     for (name, kernels) in tables() {
         let cfg = Config::new(4, &[7], 1).max_batch(1).seed(1);
@@ -405,7 +405,7 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
             let mut model = Model::with_kernels(&cfg, kernels).unwrap();
             let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
             let x = [0.3, -0.8, 1.1, 0.05, -0.4, 0.9];
-            // Plain SGD: the one-row course step, which leaves factored gradients...
+            // Plain SGD: the one-row one-hidden-layer step, which leaves factored gradients...
             model.train_step(&x, &[-1.0], 0.01).unwrap();
             reference.train_step(&x, &[-1.0], 0.01).unwrap();
             // ...then another optimizer's step from them.
