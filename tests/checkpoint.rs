@@ -725,7 +725,7 @@ fn version_1_checkpoints_still_load() {
         assert_eq!(back.optimizer(), Optimizer::SGD);
         // Every bit flip and truncation of a version-1 checkpoint is refused too.
         let mut c = v1.clone();
-        for i in 0..c.len() * 8 {
+        for i in (0..c.len() * 8).step_by(BIT_STEP) {
             c[i / 8] ^= 1 << (i % 8);
             assert_bad(&c, &format!("v1: bit {} of byte {} flipped", i % 8, i / 8));
             c[i / 8] ^= 1 << (i % 8);
@@ -776,11 +776,15 @@ fn truncated_at_every_length_is_refused() {
     assert_bad(&longer, "four trailing bytes with a matching CRC");
 }
 
+/// Every bit is flipped; under Miri every 61st (a prime: every bit position of
+/// bytes all along the checkpoint), as a full pass takes an hour (scripts/miri.sh).
+const BIT_STEP: usize = if cfg!(miri) { 61 } else { 1 };
+
 #[test]
 fn every_single_bit_flip_is_refused() {
     let b = save(&small());
     let mut c = b.clone();
-    for i in 0..b.len() * 8 {
+    for i in (0..b.len() * 8).step_by(BIT_STEP) {
         c[i / 8] ^= 1 << (i % 8);
         assert_bad(&c, &format!("bit {} of byte {} flipped", i % 8, i / 8));
         c[i / 8] ^= 1 << (i % 8);
