@@ -46,7 +46,8 @@ impl Guarded {
     fn body_untouched(&self) -> bool {
         // SAFETY: as above.
         let all = unsafe { std::slice::from_raw_parts(self.base, self.size + 2 * GUARD) };
-        all.iter().all(|&b| b == 0xA5)
+        // One slice comparison (a memcmp, also for Miri) instead of a byte loop.
+        all == vec![0xA5; all.len()]
     }
 }
 
@@ -121,7 +122,13 @@ fn a_model_in_caller_memory_matches_new_bit_for_bit_and_stays_inside() {
             let mut boxed = Model::new(&c).unwrap();
             assert_eq!(inside.arena_size(), size);
             assert_eq!(inside.isa(), isa);
-            assert_eq!(train(&mut inside, 7), train(&mut boxed, 7), "{isa:?} {c:?}");
+            // Under Miri, fewer steps (scripts/miri.sh).
+            let steps = if cfg!(miri) { 3 } else { 7 };
+            assert_eq!(
+                train(&mut inside, steps),
+                train(&mut boxed, steps),
+                "{isa:?} {c:?}"
+            );
             assert_eq!(grads(&inside), grads(&boxed));
             let (mut a, mut b) = (vec![0; boxed.save_size()], vec![0; boxed.save_size()]);
             inside.save(&mut a).unwrap();

@@ -88,13 +88,13 @@ fn predict_refuses_bad_input_without_touching_the_model() {
 fn eight_threads_predict_on_one_model_bit_identically() {
     // Under Miri, which also checks the threads' accesses for data races: a smaller
     // model, fewer rows, threads and rounds (scripts/miri.sh).
-    let (d, hidden, rows, threads, rounds) = if cfg!(miri) {
-        (4, [12, 9], 5, 3, 2)
+    let (d, hidden, batch, rows, threads, rounds) = if cfg!(miri) {
+        (4, [12, 9], 4, 5, 3, 2)
     } else {
-        (16, [64, 32], 50, 8, 200)
+        (16, [64, 32], 32, 50, 8, 200)
     };
     for isa in isas() {
-        let cfg = Config::new(d, &hidden, 3).max_batch(32).seed(5);
+        let cfg = Config::new(d, &hidden, 3).max_batch(batch).seed(5);
         let model = trained(&cfg, isa);
         let mut rng = Rng(23);
         let inputs: Vec<Vec<f32>> = (0..threads).map(|t| rng.vec((rows + t) * d)).collect();
