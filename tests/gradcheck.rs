@@ -44,17 +44,7 @@ fn scalar_backward_matches_f64_finite_differences() {
             (loss as f64 - l64).abs() <= 1e-5 * (l64 + 1e-6),
             "case {case}: loss {loss} vs {l64}"
         );
-        let h = 1e-6;
-        let fd: Vec<f64> = (0..p.len())
-            .map(|t| {
-                let mut q = p64.clone();
-                q[t] += h;
-                let up = loss_f64(&dims, &q, &x64, &y64, n);
-                q[t] -= 2.0 * h;
-                let down = loss_f64(&dims, &q, &x64, &y64, n);
-                (up - down) / (2.0 * h)
-            })
-            .collect();
+        let fd = loss_differences(&dims, &p64, &x64, &y64, n, 0..p.len());
         let max = fd.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
         for (t, (&gt, &ft)) in g.iter().zip(&fd).enumerate() {
             let err = (gt as f64 - ft).abs();
@@ -198,18 +188,7 @@ fn every_set_matches_f64_finite_differences_on_packed_shapes() {
                 picks.extend(off..off + dims[l + 1]);
                 off += dims[l + 1];
             }
-            let h = 1e-6;
-            let fd: Vec<f64> = picks
-                .iter()
-                .map(|&t| {
-                    let mut q = p64.clone();
-                    q[t] += h;
-                    let up = loss_f64(&dims, &q, &x64, &y64, n);
-                    q[t] -= 2.0 * h;
-                    let down = loss_f64(&dims, &q, &x64, &y64, n);
-                    (up - down) / (2.0 * h)
-                })
-                .collect();
+            let fd = loss_differences(&dims, &p64, &x64, &y64, n, picks.iter().copied());
             let max = fd.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
             for (&t, &ft) in picks.iter().zip(&fd) {
                 let err = (g[t] as f64 - ft).abs();

@@ -191,33 +191,13 @@ fn classify_matches_predict_class_without_changing_the_model() {
 
 /// The network in f64 from the flat parameters: `n x m` outputs.
 fn forward_f64(dims: &[usize], p: &[f32], x: &[f32]) -> Vec<f64> {
-    let layers = dims.len() - 1;
-    let mut out = Vec::new();
-    for row in x.chunks(dims[0]) {
-        let mut a: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
-        let mut off = 0;
-        for l in 0..layers {
-            let (inp, outw) = (dims[l], dims[l + 1]);
-            let w = &p[off..off + inp * outw];
-            let b = &p[off + inp * outw..off + inp * outw + outw];
-            off += inp * outw + outw;
-            a = (0..outw)
-                .map(|j| {
-                    let z = f64::from(b[j])
-                        + (0..inp)
-                            .map(|k| f64::from(w[j * inp + k]) * a[k])
-                            .sum::<f64>();
-                    if l + 1 < layers {
-                        z.max(0.0)
-                    } else {
-                        z
-                    }
-                })
-                .collect();
-        }
-        out.extend(a);
-    }
-    out
+    let p: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+    x.chunks(dims[0])
+        .flat_map(|row| {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            forward_row_f64(dims, &p, &row)
+        })
+        .collect()
 }
 
 const CANARY: u8 = 0xA5;

@@ -34,33 +34,62 @@ pub fn dims(cfg: &Config) -> Vec<usize> {
     d
 }
 
+/// The network's outputs for one input row, in f64 from flat parameters.
+pub fn forward_row_f64(dims: &[usize], params: &[f64], row: &[f64]) -> Vec<f64> {
+    let layers = dims.len() - 1;
+    let mut a = row.to_vec();
+    let mut off = 0;
+    for l in 0..layers {
+        let (inp, out) = (dims[l], dims[l + 1]);
+        let w = &params[off..off + inp * out];
+        let b = &params[off + inp * out..off + inp * out + out];
+        off += inp * out + out;
+        a = (0..out)
+            .map(|j| {
+                let z: f64 = b[j] + (0..inp).map(|k| w[j * inp + k] * a[k]).sum::<f64>();
+                if l + 1 < layers {
+                    z.max(0.0)
+                } else {
+                    z
+                }
+            })
+            .collect();
+    }
+    a
+}
+
 /// The mean squared error in f64 from flat parameters.
 pub fn loss_f64(dims: &[usize], params: &[f64], x: &[f64], y: &[f64], n: usize) -> f64 {
-    let layers = dims.len() - 1;
+    let (d, m) = (dims[0], dims[dims.len() - 1]);
     let mut total = 0.0;
     for i in 0..n {
-        let mut a: Vec<f64> = x[i * dims[0]..(i + 1) * dims[0]].to_vec();
-        let mut off = 0;
-        for l in 0..layers {
-            let (inp, out) = (dims[l], dims[l + 1]);
-            let w = &params[off..off + inp * out];
-            let b = &params[off + inp * out..off + inp * out + out];
-            off += inp * out + out;
-            a = (0..out)
-                .map(|j| {
-                    let z: f64 = b[j] + (0..inp).map(|k| w[j * inp + k] * a[k]).sum::<f64>();
-                    if l + 1 < layers {
-                        z.max(0.0)
-                    } else {
-                        z
-                    }
-                })
-                .collect();
-        }
-        let m = dims[layers];
+        let a = forward_row_f64(dims, params, &x[i * d..(i + 1) * d]);
         total += (0..m).map(|c| (a[c] - y[i * m + c]).powi(2)).sum::<f64>();
     }
     total / n as f64
+}
+
+/// Central differences (step 1e-6) of `loss_f64` with respect to the parameters at
+/// `which`.
+pub fn loss_differences(
+    dims: &[usize],
+    params: &[f64],
+    x: &[f64],
+    y: &[f64],
+    n: usize,
+    which: impl Iterator<Item = usize>,
+) -> Vec<f64> {
+    let h = 1e-6;
+    which
+        .map(|t| {
+            let mut q = params.to_vec();
+            q[t] += h;
+            let up = loss_f64(dims, &q, x, y, n);
+            q[t] -= 2.0 * h;
+            let down = loss_f64(dims, &q, x, y, n);
+            (up - down) / (2.0 * h)
+        })
+        .collect()
 }
 
 /// Kernel sets this machine runs, scalar first. `FLOWMLP_REQUIRE_ISA` (comma-separated
