@@ -59,7 +59,19 @@ mod emu16 {
 const _: Option<Emu<4>> = None;
 
 /// Tables under test: every set the CPU runs, then the emulated ones.
+/// The kernel sets this CPU runs, then the emulated ones. A set that
+/// `FLOWMLP_REQUIRE_ISA` (comma-separated names) names but the CPU lacks fails the
+/// test rather than being skipped, so that CI cannot skip silently.
 fn tables() -> Vec<(&'static str, &'static Kernels)> {
+    if let Ok(required) = std::env::var("FLOWMLP_REQUIRE_ISA") {
+        for name in required.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let isa = Isa::from_name(name).unwrap_or_else(|| panic!("unknown isa {name}"));
+            assert!(
+                super::table(isa).is_some(),
+                "FLOWMLP_REQUIRE_ISA names {name}, which this CPU/build lacks"
+            );
+        }
+    }
     let mut t: Vec<(&'static str, &'static Kernels)> = Isa::ALL
         .into_iter()
         .filter_map(|isa| super::table(isa).map(|k| (isa.name(), k)))
