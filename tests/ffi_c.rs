@@ -122,6 +122,13 @@ fn sanitizer_flags() -> &'static [&'static str] {
             .is_ok_and(|o| o.status.success());
         if built && program(&exe).output().is_ok_and(|o| o.status.success()) {
             SANITIZE
+        } else if let Ok(why) = std::env::var("FLOWMLP_WITHOUT_SANITIZERS") {
+            // A run that states why it has no sanitizers (the static aarch64 cross
+            // build, scripts/test-aarch64.sh) is not a silent skip.
+            common::say_skipped(&format!(
+                "the C programs' sanitizer build: FLOWMLP_WITHOUT_SANITIZERS={why}"
+            ));
+            &[]
         } else {
             assert!(
                 !common::tools_required(),
