@@ -612,12 +612,15 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
     let mut acc = [[s.zero(); NV]; R];
     let mut bacc = [s.zero(); NV];
     // SAFETY (whole body): rows of the block, k0 + r < k, and the NV vectors in
-    // panels p.. are inside dZ, A (or the pack), gW and gb; the row pointers are only
-    // read for the block's rows (see the end of the loop).
+    // panels p.. are inside dZ, A (or the pack), gW and gb; row pointers are formed
+    // only for the block's rows.
     unsafe {
-        let (mut dz, ld) = (dzb.dz, dzb.ld);
-        let mut ar = ap;
-        for _ in 0..blk.rows {
+        let ld = dzb.ld;
+        for i in 0..blk.rows {
+            // Row i of dZ and of A, from their bases: in bounds for every row read
+            // (stepping a pointer past the last row would leave the caller's input),
+            // and the compiler still turns it into one increment per row.
+            let (dz, ar) = (dzb.dz.add(i * ld), ap.add(i * stride));
             let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(v * S::LANES)));
             for r in 0..R {
                 let x = s.splat(*ar.add(r));
@@ -630,11 +633,6 @@ unsafe fn wg_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize, co
                     bacc[v] = s.add(bacc[v], d[v]);
                 }
             }
-            // After the last row both point one row past the block, which may lie
-            // outside their buffer (A is the caller's input in the first layer) and
-            // is never read: `wrapping_add`, since `add` must stay in bounds.
-            dz = dz.wrapping_add(ld);
-            ar = ar.wrapping_add(stride);
         }
         let mut put = |at: *mut f32, v: S::V| {
             let v = if blk.first { v } else { s.add(s.load(at), v) };
