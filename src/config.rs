@@ -1,77 +1,11 @@
 //! The network's topology and creation options, validated before anything is allocated.
 
+pub use crate::isa::Isa;
 use crate::last_error::refuse;
 use crate::Error;
 
 /// Most hidden layers a model may have (k <= 8).
 pub const MAX_HIDDEN: usize = 8;
-
-/// A kernel set. `Auto` picks the best the running CPU supports, unless the
-/// environment variable `FLOWMLP_ISA` names one (`scalar`, `avx2`, `avx512`, `neon`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[repr(u32)]
-pub enum Isa {
-    /// Best available (or `FLOWMLP_ISA`).
-    #[default]
-    Auto = 0,
-    /// Plain Rust loops: the reference every other set is tested against.
-    Scalar = 1,
-    /// x86-64 AVX2 with FMA.
-    Avx2 = 2,
-    /// x86-64 AVX-512 (F, plus the subsets the kernels use).
-    Avx512 = 3,
-    /// aarch64 Advanced SIMD.
-    Neon = 4,
-}
-
-impl Isa {
-    /// Every concrete kernel set, best last.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
-
-    /// The name used by `FLOWMLP_ISA` and `flowmlp_isa_name`.
-    pub const fn name(self) -> &'static str {
-        match self.c_name().to_str() {
-            Ok(name) => name,
-            Err(_) => panic!("ISA names are ASCII"),
-        }
-    }
-
-    /// The name, NUL-terminated (the one spelling of each name).
-    pub(crate) const fn c_name(self) -> &'static core::ffi::CStr {
-        match self {
-            Isa::Auto => c"auto",
-            Isa::Scalar => c"scalar",
-            Isa::Avx2 => c"avx2",
-            Isa::Avx512 => c"avx512",
-            Isa::Neon => c"neon",
-        }
-    }
-
-    /// Parse a name as `FLOWMLP_ISA` spells it (case-insensitive).
-    pub fn from_name(s: &str) -> Option<Isa> {
-        let s = s.trim();
-        [Isa::Auto, Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
-            .into_iter()
-            .find(|isa| s.eq_ignore_ascii_case(isa.name()))
-    }
-
-    /// Convert a value coming from C; out-of-range values are `None`, never UB.
-    pub const fn from_u32(v: u32) -> Option<Isa> {
-        Some(match v {
-            0 => Isa::Auto,
-            1 => Isa::Scalar,
-            2 => Isa::Avx2,
-            3 => Isa::Avx512,
-            4 => Isa::Neon,
-            _ => return None,
-        })
-    }
-
-    /// Whether this CPU (and this build's target) can run the set.
-    pub fn is_supported(self) -> bool {
-        crate::kernels::table(self).is_some()
-    }
-}
 
 /// The loss the backward pass differentiates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

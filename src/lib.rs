@@ -31,15 +31,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
-mod arena;
 mod checkpoint;
 mod config;
 mod error;
 pub mod ffi;
 mod graph;
 mod init;
+mod isa;
 mod kernels;
 mod last_error;
+mod layout;
 mod loss;
 mod model;
 mod optim;

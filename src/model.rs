@@ -21,7 +21,6 @@
 use core::ptr::NonNull;
 use std::alloc::Layout;
 
-use crate::arena::{Plan, ALIGN, PANEL};
 use crate::config::{Config, Isa, Loss};
 use crate::init;
 use crate::kernels::row::{OneHiddenStep, RowCtx, RowTrain};
@@ -29,6 +28,7 @@ use crate::kernels::{
     self, put_grad1, DenseArgs, ForwardRowFn, Fused, HeadArgs, HeadBackArgs, HeadOne,
     InputGradArgs, Kernels, TrainOneHiddenFn, TrainRowFn, UpdateArgs, WeightGradArgs,
 };
+use crate::layout::{Plan, ALIGN, PANEL};
 use crate::optim::{clip_scale, Optimizer, Update};
 
 use crate::last_error::refuse;

@@ -2,7 +2,7 @@
 //! weight-gradient tiles of 6 x 16, input-gradient tiles of 2 x 3 dot products.
 
 use super::simd::Simd;
-use crate::config::Isa;
+use crate::isa::Isa;
 use core::arch::x86_64::*;
 
 /// Proof that AVX2 and FMA are available.
@@ -16,12 +16,6 @@ impl Avx2 {
     pub(crate) unsafe fn assume() -> Self {
         Avx2(())
     }
-}
-
-/// Whether this CPU runs the set (the result of `is_x86_feature_detected!` is cached
-/// by std).
-pub(crate) fn detected() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 // SAFETY (every method): a token exists only when AVX2 and FMA are available, and the

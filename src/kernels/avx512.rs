@@ -3,7 +3,7 @@
 //! tiles of 4 x 4 dot products.
 
 use super::simd::Simd;
-use crate::config::Isa;
+use crate::isa::Isa;
 use core::arch::x86_64::*;
 
 /// Proof that AVX-512F is available.
@@ -17,11 +17,6 @@ impl Avx512 {
     pub(crate) unsafe fn assume() -> Self {
         Avx512(())
     }
-}
-
-/// Whether this CPU runs the set (cached by std).
-pub(crate) fn detected() -> bool {
-    is_x86_feature_detected!("avx512f")
 }
 
 // SAFETY (every method): a token exists only when AVX-512F is available, and the

@@ -5,12 +5,14 @@
 //! creation; the table is `'static` and only built for sets the CPU supports, so
 //! holding a `&'static Kernels` is the proof that its functions may be called.
 //!
-//! Every function receives raw pointers into the model's arena (or the caller's
-//! buffers) through an argument struct; strides are in floats. The model validates
-//! all sizes before it calls a kernel.
+//! Two layers. The kernels proper receive raw pointers into the model's arena (or the
+//! caller's buffers) through an argument struct; strides are in floats. The one-row
+//! programs in `row` chain those kernels' bodies over a whole network in one call:
+//! they read the arena's layout (`layout::Plan`, a leaf module below this one) and
+//! never change it. The model validates all sizes before it calls either.
 
-use crate::config::Isa;
-use crate::last_error::refuse;
+use crate::isa::{self, Isa};
+use crate::Error;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -25,9 +27,9 @@ mod simd;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use crate::arena::PANEL;
+pub(crate) use crate::layout::{pack_rows, should_pack, PANEL};
 
-/// One hidden layer's forward: `H = ReLU(A W^T + b)`, W panel-packed (see `arena`).
+/// One hidden layer's forward: `H = ReLU(A W^T + b)`, W panel-packed (see `layout`).
 /// With `head` non-null (the m = 1 output), also `yhat[i] = head_bias + H[i] . head`.
 pub(crate) struct DenseArgs {
     /// Input rows, `n x k`, row stride `lda`.
@@ -161,17 +163,6 @@ pub(crate) unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bo
     }
 }
 
-/// Rows of A a weight-gradient kernel packs and reduces at a time: about 128 KiB,
-/// which stays in L2 while every panel of dZ passes over it.
-pub(crate) fn pack_rows(k: usize) -> usize {
-    (32 * 1024 / k.max(1)).clamp(32, 1024)
-}
-
-/// Whether packing pays: enough rows to amortise it, and enough panels reusing it.
-pub(crate) fn should_pack(n: usize, panels: usize) -> bool {
-    n >= 32 && panels >= 4
-}
-
 /// The masked gradient of the layer below: `dzp = (dZ W) * [Hp > 0]`, where `Hp` are
 /// that layer's activations (`n x ldp`, `k` real columns). Padding written as zero.
 pub(crate) struct InputGradArgs {
@@ -254,69 +245,23 @@ pub(crate) struct Kernels {
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.
-/// Feature detection runs once per process and is cached.
 pub(crate) fn table(isa: Isa) -> Option<&'static Kernels> {
+    if !isa.is_supported() {
+        return None;
+    }
     match isa {
         Isa::Scalar => Some(&scalar::KERNELS),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if avx2::detected() => Some(&avx2::KERNELS),
+        Isa::Avx2 => Some(&avx2::KERNELS),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if avx512::detected() => Some(&avx512::KERNELS),
+        Isa::Avx512 => Some(&avx512::KERNELS),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon if neon::detected() => Some(&neon::KERNELS),
+        Isa::Neon => Some(&neon::KERNELS),
         _ => None,
     }
 }
 
-/// The best kernel set this CPU runs, detected once per process.
-pub(crate) fn best() -> &'static Kernels {
-    static BEST: std::sync::OnceLock<&'static Kernels> = std::sync::OnceLock::new();
-    BEST.get_or_init(|| {
-        [Isa::Avx512, Isa::Avx2, Isa::Neon]
-            .into_iter()
-            .find_map(table)
-            .unwrap_or(&scalar::KERNELS)
-    })
-}
-
-/// `FLOWMLP_ISA`, read once per process: `None` when unset, empty or `auto`;
-/// `Some(None)` when it names no kernel set.
-fn env_request() -> Option<Option<Isa>> {
-    static ENV: std::sync::OnceLock<Option<Option<Isa>>> = std::sync::OnceLock::new();
-    *ENV.get_or_init(|| {
-        let v = std::env::var_os("FLOWMLP_ISA")?;
-        let s = v.to_str().unwrap_or("?").trim();
-        if s.is_empty() {
-            return None;
-        }
-        match Isa::from_name(s) {
-            Some(Isa::Auto) => None,
-            other => Some(other),
-        }
-    })
-}
-
-/// Resolve a requested kernel set: `Auto` means `FLOWMLP_ISA` if set, else the best.
-pub(crate) fn select(requested: Isa) -> Result<&'static Kernels, crate::Error> {
-    let isa = match requested {
-        Isa::Auto => match env_request() {
-            None => return Ok(best()),
-            Some(named) => named.ok_or_else(|| {
-                let v = std::env::var_os("FLOWMLP_ISA").unwrap_or_default();
-                refuse!(
-                    UnsupportedIsa,
-                    "FLOWMLP_ISA={} is not a kernel set: scalar, avx2, avx512, neon or auto",
-                    v.to_string_lossy()
-                )
-            })?,
-        },
-        isa => isa,
-    };
-    table(isa).ok_or_else(|| {
-        refuse!(
-            UnsupportedIsa,
-            "kernel set {} is not supported by this CPU or build (flowmlp_isa_supported)",
-            isa.name()
-        )
-    })
+/// The table a model asking for `requested` gets (see `isa::resolve`).
+pub(crate) fn select(requested: Isa) -> Result<&'static Kernels, Error> {
+    table(isa::resolve(requested)?).ok_or(Error::UnsupportedIsa)
 }

@@ -2,7 +2,7 @@
 //! x 16 columns, weight-gradient tiles of 6 x 16, input-gradient tiles of 2 x 3.
 
 use super::simd::Simd;
-use crate::config::Isa;
+use crate::isa::Isa;
 use core::arch::aarch64::*;
 
 /// Proof that NEON is available (always on aarch64; detected anyway).
@@ -16,11 +16,6 @@ impl Neon {
     pub(crate) unsafe fn assume() -> Self {
         Neon(())
     }
-}
-
-/// Whether this CPU runs the set.
-pub(crate) fn detected() -> bool {
-    std::arch::is_aarch64_feature_detected!("neon")
 }
 
 // SAFETY (every method): a token exists only when NEON is available, and the methods

@@ -21,8 +21,8 @@
 use super::generic::{self, put_grad, put_grad1};
 use super::simd::Simd;
 use super::{Fused, HeadArgs, HeadBackArgs, InputGradArgs, PANEL};
-use crate::arena::Plan;
 use crate::config::Loss;
+use crate::layout::Plan;
 
 /// Where a one-row pass reads and writes.
 pub(crate) struct RowCtx<'a> {

@@ -6,7 +6,7 @@ use super::{
     put_grad1, DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs,
     WeightGradArgs, PANEL,
 };
-use crate::config::Isa;
+use crate::isa::Isa;
 use crate::optim::Update;
 
 pub(crate) static KERNELS: Kernels = Kernels {

@@ -14,13 +14,14 @@
 
 use super::simd::emulated::Emu;
 use super::Kernels;
-use crate::config::{Config, Isa};
+use crate::config::Config;
+use crate::isa::Isa;
 use crate::model::Model;
 use crate::Error;
 
 mod emu4 {
     super::super::generic::simd_kernel_set! {
-        isa: crate::config::Isa::Neon,
+        isa: crate::isa::Isa::Neon,
         attrs: [],
         token: crate::kernels::simd::emulated::Emu<4>,
         dense: (6, 4),
@@ -32,7 +33,7 @@ mod emu4 {
 }
 mod emu8 {
     super::super::generic::simd_kernel_set! {
-        isa: crate::config::Isa::Avx2,
+        isa: crate::isa::Isa::Avx2,
         attrs: [],
         token: crate::kernels::simd::emulated::Emu<8>,
         dense: (6, 2),
@@ -44,7 +45,7 @@ mod emu8 {
 }
 mod emu16 {
     super::super::generic::simd_kernel_set! {
-        isa: crate::config::Isa::Avx512,
+        isa: crate::isa::Isa::Avx512,
         attrs: [],
         token: crate::kernels::simd::emulated::Emu<16>,
         dense: (8, 2),
@@ -505,7 +506,7 @@ fn transpose16_transposes_every_block() {
         Emu::<8>::assume().transpose16(s, d)
     });
     #[cfg(target_arch = "x86_64")]
-    if super::avx2::detected() {
+    if Isa::Avx2.is_supported() {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn t(s: *const f32, d: *mut f32) {
             unsafe { super::avx2::Avx2::assume().transpose16(s, d) }
@@ -513,7 +514,7 @@ fn transpose16_transposes_every_block() {
         check("avx2", |s, d| unsafe { t(s, d) });
     }
     #[cfg(target_arch = "x86_64")]
-    if super::avx512::detected() {
+    if Isa::Avx512.is_supported() {
         #[target_feature(enable = "avx512f")]
         unsafe fn t(s: *const f32, d: *mut f32) {
             unsafe { super::avx512::Avx512::assume().transpose16(s, d) }
@@ -521,7 +522,7 @@ fn transpose16_transposes_every_block() {
         check("avx512", |s, d| unsafe { t(s, d) });
     }
     #[cfg(target_arch = "aarch64")]
-    if super::neon::detected() {
+    if Isa::Neon.is_supported() {
         #[target_feature(enable = "neon")]
         unsafe fn t(s: *const f32, d: *mut f32) {
             unsafe { super::neon::Neon::assume().transpose16(s, d) }

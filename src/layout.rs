@@ -50,6 +50,17 @@ pub(crate) const PANEL: usize = 16;
 pub(crate) const ALIGN: usize = 64;
 const F32: usize = core::mem::size_of::<f32>();
 
+/// Rows of A a weight-gradient kernel packs and reduces at a time: about 128 KiB,
+/// which stays in L2 while every panel of dZ passes over it.
+pub(crate) fn pack_rows(k: usize) -> usize {
+    (32 * 1024 / k.max(1)).clamp(32, 1024)
+}
+
+/// Whether packing pays: enough rows to amortise it, and enough panels reusing it.
+pub(crate) fn should_pack(n: usize, panels: usize) -> bool {
+    n >= 32 && panels >= 4
+}
+
 /// Most layers with weights: k hidden plus the output layer.
 pub(crate) const MAX_LAYERS: usize = MAX_HIDDEN + 1;
 
@@ -197,9 +208,9 @@ impl Plan {
         let part = c.take_floats(mul(mb, PANEL)?)?;
         let mut pack_len = 0;
         for lp in &layers[..k] {
-            if crate::kernels::should_pack(mb, lp.panels) {
+            if should_pack(mb, lp.panels) {
                 // Packed columns of A, then the block's dZ for up to two panels.
-                let rows = crate::kernels::pack_rows(lp.inputs).min(mb);
+                let rows = pack_rows(lp.inputs).min(mb);
                 pack_len = pack_len.max(mul(rows, add(lp.inputs, 2 * PANEL)?)?);
             }
         }
