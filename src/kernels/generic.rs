@@ -1049,7 +1049,8 @@ macro_rules! simd_kernel_set {
         use $crate::kernels::generic;
         use $crate::kernels::row::{self, OneHiddenStep, RowCtx, RowTrain};
         use $crate::kernels::{
-            DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, UpdateArgs, WeightGradArgs,
+            DenseArgs, HeadArgs, HeadBackArgs, InputGradArgs, Kernels, RowPrograms, UpdateArgs,
+            WeightGradArgs,
         };
 
         pub(crate) static KERNELS: Kernels = Kernels {
@@ -1065,11 +1066,13 @@ macro_rules! simd_kernel_set {
             copy_finite,
             update,
             sum_sq,
-            forward_row: Some(forward_row),
-            train_row: Some(train_row),
             fuses_head: true,
-            forward_one_hidden: Some(forward_one_hidden),
-            train_one_hidden: Some(train_one_hidden),
+            row: Some(RowPrograms {
+                forward: forward_row,
+                train: train_row,
+                forward_one_hidden,
+                train_one_hidden,
+            }),
         };
 
         // SAFETY (every entry point below): the functions are reachable only through

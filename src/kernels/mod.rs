@@ -231,17 +231,24 @@ pub(crate) struct Kernels {
     pub update: unsafe fn(&UpdateArgs) -> bool,
     /// Sum of squares of `len` values (for gradient clipping).
     pub sum_sq: unsafe fn(*const f32, usize) -> f64,
-    /// The forward pass of one row in one call (`None`: use the layer kernels).
-    pub forward_row: Option<ForwardRowFn>,
-    /// The train step of one row in one call: loss, and whether all was finite.
-    pub train_row: Option<TrainRowFn>,
     /// Whether `weight_grad` takes `WeightGradArgs::head`.
     pub fuses_head: bool,
-    /// `forward_row` for a plan with `one_hidden` set (everything in registers).
-    pub forward_one_hidden: Option<ForwardRowFn>,
-    /// The fused SGD train step of one row for a plan with `one_hidden` set; leaves the
+    /// The one-row programs (`None`: one row goes through the layer kernels).
+    pub row: Option<RowPrograms>,
+}
+
+/// A kernel set's one-call programs for one row.
+#[derive(Clone, Copy)]
+pub(crate) struct RowPrograms {
+    /// The forward pass, any topology.
+    pub forward: ForwardRowFn,
+    /// The fused SGD train step, any topology: loss, and whether all was finite.
+    pub train: TrainRowFn,
+    /// `forward` for a plan with `one_hidden` set (everything in registers).
+    pub forward_one_hidden: ForwardRowFn,
+    /// The fused SGD train step for a plan with `one_hidden` set; leaves the
     /// gradients as factors (`OneHiddenStep::factors`).
-    pub train_one_hidden: Option<TrainOneHiddenFn>,
+    pub train_one_hidden: TrainOneHiddenFn,
 }
 
 /// The table of `isa`, or `None` when this CPU or build cannot run it.

@@ -22,12 +22,9 @@ pub(crate) static KERNELS: Kernels = Kernels {
     copy_finite,
     update,
     sum_sq,
-    // The reference runs one row through the layer kernels.
-    forward_row: None,
-    train_row: None,
     fuses_head: false,
-    forward_one_hidden: None,
-    train_one_hidden: None,
+    // The reference runs one row through the layer kernels.
+    row: None,
 };
 
 /// ReLU with ReLU'(0) = 0; NaN maps to 0 as `max(z, 0)` does in the SIMD sets.

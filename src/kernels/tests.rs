@@ -353,7 +353,7 @@ fn refused_one_hidden_steps_keep_the_factored_gradients() {
         assert_eq!(model.train_step(&x, &[1e6], 1e35), Err(Error::Diverged));
         assert_eq!(flat(&model, true), g, "{name}: gradients changed");
         assert_eq!(flat(&model, false), p, "{name}: parameters changed");
-        if kernels.train_one_hidden.is_some() {
+        if kernels.row.is_some() {
             // The one-hidden-layer kernel keeps its forward in registers: the kept forward
             // survived, and backward from it is the reference's.
             let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();

@@ -1,0 +1,303 @@
+//! The layer schedule over the arena, and the optimizer step.
+//!
+//! For k hidden layers (`A_0 = X`, `A_l = H_l`):
+//!
+//! ```text
+//! forward   for l in 1..=k:  H_l = ReLU(A_{l-1} W_l^T + b_l)        dense_relu
+//!           Yhat = H_k W_o^T + b_o        (m = 1: fused into layer k's pass, else head_forward)
+//! backward  dY = (2/n)(Yhat - Y), L = sum (Yhat - Y)^2 / n          loss_grad
+//!           gW_o, gb_o, dZ_k = (dY W_o) * [H_k > 0]                head_backward
+//!           for l in k..=1:  gW_l = dZ_l^T A_{l-1}, gb_l = sum dZ_l  weight_grad
+//!                            dZ_{l-1} = (dZ_l W_l) * [H_{l-1} > 0]  input_grad (l > 1)
+//! step      theta' = theta - lr * g into the spare parameters; current if all finite
+//! ```
+//!
+//! Everything here writes only activations, scratch and spare copies; the updates
+//! end in a transition of `State` when every new value is finite.
+
+use super::state::{State, UpdateForm};
+use crate::config::Loss;
+use crate::kernels::row::RowCtx;
+use crate::kernels::{
+    put_grad1, should_pack, DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs,
+    UpdateArgs, WeightGradArgs,
+};
+use crate::optim::{clip_scale, Update};
+use crate::Error;
+
+impl State {
+    /// The current parameters.
+    #[inline(always)]
+    pub(super) fn params_ptr(&self) -> *mut f32 {
+        self.ptr(self.params.cur())
+    }
+
+    /// The fused SGD step: the update of each gradient goes from the current into the
+    /// spare parameters, at offsets from the spare gradient buffer (see `Fused`).
+    pub(super) fn fused(&self, lr: f32) -> Fused {
+        let gbuf = self.grads.spare().buffer as isize;
+        // Sections are 64-byte aligned: the byte difference divides exactly.
+        let off = |buf: usize| (buf as isize - gbuf) >> 2;
+        Fused {
+            lr,
+            cur: off(self.params.cur()),
+            next: off(self.params.spare()),
+        }
+    }
+
+    /// All layers for `n` rows of `x` (row stride d) into the activation buffers.
+    ///
+    /// # Safety
+    /// `x` is valid for `n * d` floats and `1 <= n <= max_batch`.
+    pub(super) unsafe fn run_forward(&self, x: *const f32, n: usize) {
+        let plan = &self.plan;
+        if let (1, Some(row)) = (n, self.row.forward()) {
+            // SAFETY: the arena is live and x holds one row.
+            unsafe {
+                row(&RowCtx {
+                    plan,
+                    base: self.base,
+                    params: self.params_ptr(),
+                    x,
+                    keep: core::ptr::null_mut(),
+                })
+            };
+            return;
+        }
+        // SAFETY: the arena's activation, prediction and scratch sections are sized for
+        // max_batch >= n rows.
+        unsafe {
+            self.layers_forward(
+                x,
+                n,
+                |l| self.ptr(plan.h[l]),
+                self.ptr(plan.yhat),
+                self.ptr(plan.part),
+            )
+        }
+    }
+
+    /// The layer kernels over `n` rows of `x`, writing layer `l`'s activations to
+    /// `h(l)`, the predictions to `yhat` and the head's scratch to `part`. Reads the
+    /// parameters only.
+    ///
+    /// # Safety
+    /// `x` holds `n * d` floats; `h(l)` holds `n * ld_l` floats and does not overlap
+    /// `h(l - 1)`; `yhat` holds `n * m` floats and `part` `n * PANEL`.
+    pub(super) unsafe fn layers_forward(
+        &self,
+        x: *const f32,
+        n: usize,
+        h: impl Fn(usize) -> *mut f32,
+        yhat: *mut f32,
+        part: *mut f32,
+    ) {
+        let (plan, k) = (&self.plan, self.kernels);
+        let p = self.params_ptr();
+        let nh = plan.n_hidden;
+        let out = plan.layers[nh];
+        let fuse_head = plan.outputs == 1;
+        let (mut a, mut lda) = (x, plan.inputs);
+        // SAFETY (whole body): parameter offsets come from the plan; the buffers are
+        // the caller's promise.
+        unsafe {
+            for l in 0..nh {
+                let lp = plan.layers[l];
+                let h = h(l);
+                let head_here = fuse_head && l + 1 == nh;
+                (k.dense_relu)(&DenseArgs {
+                    a,
+                    lda,
+                    n,
+                    k: lp.inputs,
+                    w: p.add(lp.w),
+                    b: p.add(lp.b),
+                    panels: lp.panels,
+                    h,
+                    head: if head_here {
+                        p.add(out.w)
+                    } else {
+                        core::ptr::null()
+                    },
+                    head_bias: if head_here { *p.add(out.b) } else { 0.0 },
+                    yhat,
+                    part,
+                    mask: core::ptr::null(),
+                });
+                a = h;
+                lda = plan.ld[l];
+            }
+            if !fuse_head {
+                (k.head_forward)(&HeadArgs {
+                    h: a,
+                    ld: lda,
+                    n,
+                    k: out.inputs,
+                    wo: p.add(out.w),
+                    bo: p.add(out.b),
+                    m: plan.outputs,
+                    yhat,
+                });
+            }
+        }
+    }
+
+    /// Loss and gradients, into the spare gradient buffer, for the activations in the
+    /// arena, computed from input `x`; with `sgd`, also the fused SGD step into the
+    /// spare parameters. `Diverged` when the loss or an update is not finite.
+    ///
+    /// # Safety
+    /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
+    /// floats); `y` is valid for `n * m` floats.
+    pub(super) unsafe fn run_backward(
+        &self,
+        x: *const f32,
+        n: usize,
+        y: *const f32,
+        sgd: Option<f32>,
+    ) -> Result<f32, Error> {
+        let (plan, k) = (&self.plan, self.kernels);
+        let (p, g) = (self.params_ptr(), self.ptr(self.grads.spare().buffer));
+        let fused = sgd.map(|lr| self.fused(lr));
+        let mut ok = true;
+        let nh = plan.n_hidden;
+        let m = plan.outputs;
+        let out = plan.layers[nh];
+        let dy = self.ptr(plan.dy);
+        let dz = |l: usize| self.ptr(plan.dz[l % 2]);
+        // SAFETY (whole body): all offsets come from the plan and lie in the arena;
+        // every buffer is sized for max_batch >= n rows.
+        unsafe {
+            let sum = match plan.loss {
+                Loss::Mse => (k.loss_grad)(self.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy),
+                Loss::CrossEntropy => crate::loss::softmax_xent(self.ptr(plan.yhat), y, n, m, dy),
+            };
+            let loss = sum / n as f32;
+            if !loss.is_finite() {
+                return Err(Error::Diverged);
+            }
+            // One output over one hidden layer whose weight gradients pack dZ: that
+            // kernel forms dZ and gW_o from H as it packs (see `HeadOne`); the bias
+            // gradient is the sum of dy.
+            let head = (m == 1 && nh == 1 && k.fuses_head && should_pack(n, plan.layers[0].panels))
+                .then(|| HeadOne {
+                    h: self.ptr(plan.h[0]),
+                    dy,
+                    wo: p.add(out.w),
+                    gwo: g.add(out.w),
+                });
+            if head.is_some() {
+                let sum = (0..n).map(|i| *dy.add(i)).sum();
+                ok &= put_grad1(g.add(out.b), sum, fused);
+            } else {
+                ok &= (k.head_backward)(&HeadBackArgs {
+                    h: self.ptr(plan.h[nh - 1]),
+                    ld: plan.ld[nh - 1],
+                    n,
+                    wo: p.add(out.w),
+                    m,
+                    dy,
+                    gwo: g.add(out.w),
+                    gbo: g.add(out.b),
+                    dz: dz(nh - 1),
+                    fused,
+                });
+            }
+            for l in (0..nh).rev() {
+                let lp = plan.layers[l];
+                let (a, lda) = if l == 0 {
+                    (x, plan.inputs)
+                } else {
+                    (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
+                };
+                ok &= (k.weight_grad)(&WeightGradArgs {
+                    a,
+                    lda,
+                    n,
+                    k: lp.inputs,
+                    dz: dz(l),
+                    panels: lp.panels,
+                    gw: g.add(lp.w),
+                    gb: g.add(lp.b),
+                    pack: self.ptr(plan.pack),
+                    fused,
+                    head,
+                });
+                if l > 0 {
+                    (k.input_grad)(&InputGradArgs {
+                        dz: dz(l),
+                        n,
+                        w: p.add(lp.w),
+                        panels: lp.panels,
+                        k: lp.inputs,
+                        hp: a,
+                        ldp: lda,
+                        dzp: dz(l - 1),
+                        wt: self.ptr(plan.wt),
+                    });
+                }
+            }
+            if ok {
+                Ok(loss)
+            } else {
+                Err(Error::Diverged)
+            }
+        }
+    }
+
+    /// One optimizer step from the gradient buffer at byte offset `g` into the spare
+    /// parameters (and state); they become current only if every new value is finite.
+    pub(super) fn apply_update(&mut self, lr: f32, g: usize) -> Result<(), Error> {
+        if self.update_form() == UpdateForm::FusedSgd {
+            return self.apply_sgd(lr, g);
+        }
+        let plan = &self.plan;
+        let len = plan.int_len;
+        let gp = self.ptr(g);
+        let clip = self.clip_norm();
+        let scale = if clip > 0.0 {
+            // SAFETY: the gradient buffer holds int_len floats.
+            clip_scale(clip, unsafe { (self.kernels.sum_sq)(gp, len) })
+        } else {
+            1.0
+        };
+        let t = self.steps() + 1;
+        let (s1, o1) = (
+            self.ptr(self.opt_state.cur()),
+            self.ptr(self.opt_state.spare()),
+        );
+        let args = UpdateArgs {
+            p: self.params_ptr(),
+            g: gp,
+            s1,
+            // SAFETY: each state buffer holds 2 * int_len floats.
+            s2: unsafe { s1.add(len) },
+            out_p: self.ptr(self.params.spare()),
+            out_s1: o1,
+            // SAFETY: as above.
+            out_s2: unsafe { o1.add(len) },
+            len,
+            first: t == 1,
+            update: Update::new(&self.optimizer(), lr, t, scale),
+        };
+        // SAFETY: every buffer holds len floats and the input and output buffers are
+        // disjoint.
+        if !unsafe { (self.kernels.update)(&args) } {
+            return Err(Error::Diverged);
+        }
+        self.commit_step(true);
+        Ok(())
+    }
+
+    /// SGD from the gradient buffer at byte offset `g` into the spare parameters;
+    /// they become current only if every new value is finite.
+    fn apply_sgd(&mut self, lr: f32, g: usize) -> Result<(), Error> {
+        let (src, dst) = (self.params_ptr(), self.ptr(self.params.spare()));
+        // SAFETY: the three buffers each hold int_len floats and are disjoint.
+        if !unsafe { (self.kernels.sgd)(src, self.ptr(g), dst, self.plan.int_len, lr) } {
+            return Err(Error::Diverged);
+        }
+        self.commit_step(false);
+        Ok(())
+    }
+}
