@@ -14,7 +14,7 @@
 #                reference of every comparison); the generic SIMD kernel bodies on
 #                the emulated 4-, 8- and 16-lane types with the tile shapes of NEON,
 #                AVX2 and AVX-512, on shapes that reach every tile and remainder path
-#                (kernels::tests::MIRI_SHAPES), the forward in chunks of panels, the
+#                (model::tests::MIRI_SHAPES), the forward in chunks of panels, the
 #                one-row and one-hidden-layer kernels, fused SGD, the optimizers and
 #                clipping; the checkpoint CRC and header; the C status and
 #                last-error helpers; and that dispatch picks the scalar set.

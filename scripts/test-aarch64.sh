@@ -100,4 +100,4 @@ picked=$(FLOWMLP_EXPECT_ISA=neon qemu-aarch64 "$dispatch_tests" auto_picks_the_b
 echo "$picked"
 echo
 echo "aarch64 passed: the full test suite and the C/C++ programs under qemu-aarch64;"
-echo "AUTO picked neon, and kernels::tests compared the NEON kernels with the scalar reference"
+echo "AUTO picked neon, and model::tests compared the NEON kernels with the scalar reference"

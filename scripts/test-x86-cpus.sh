@@ -6,7 +6,7 @@
 #   qemu-x86_64 -cpu Nehalem  no AVX at all: AUTO must pick scalar, and asking for
 #                             avx2/avx512 must give UnsupportedIsa, never SIGILL
 #
-# On each model it runs the lib unit tests (kernels::tests compares every kernel set
+# On each model it runs the lib unit tests (model::tests compares every kernel set
 # the emulated CPU supports with the scalar reference) and tests/dispatch.rs, with
 # FLOWMLP_EXPECT_ISA (the set AUTO must pick) and FLOWMLP_REQUIRE_ISA (sets that must
 # be present, so nothing is skipped silently). Test binaries are built once, natively,

@@ -25,6 +25,8 @@ pub(crate) mod row;
 pub(crate) mod scalar;
 mod simd;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use crate::layout::{pack_rows, should_pack, PANEL};

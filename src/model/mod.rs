@@ -21,6 +21,8 @@ mod paths;
 mod predict;
 mod schedule;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use core::ptr::NonNull;
 use std::alloc::Layout;

@@ -1,0 +1,328 @@
+//! Every kernel set against the scalar reference, through whole models: forward,
+//! backward (all gradients), step and train_step, on ragged shapes; the sets this
+//! CPU runs and the emulated ones (`kernels::emulated`).
+//! Tolerance: `kernels::testing::check`.
+
+use crate::config::Config;
+use crate::isa::Isa;
+use crate::kernels::testing::{check, tables, Rng};
+use crate::kernels::Kernels;
+use crate::model::Model;
+use crate::Error;
+
+fn flat(m: &Model, grads: bool) -> Vec<f32> {
+    let mut v = vec![0.0; m.param_count()];
+    if grads {
+        m.get_grads(&mut v).unwrap();
+    } else {
+        m.get_params(&mut v).unwrap();
+    }
+    v
+}
+
+/// One config: the same parameters and batches through each of `sets`, compared with
+/// the reference (run once for all of them: its results do not depend on theirs).
+fn compare(sets: &[(&str, &'static Kernels)], cfg: &Config, rng: &mut Rng) {
+    let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+    let mut models: Vec<Model> = sets
+        .iter()
+        .map(|(_, kernels)| Model::with_kernels(cfg, kernels).unwrap())
+        .collect();
+    let p: Vec<f32> = flat(&reference, false)
+        .iter()
+        .map(|v| v + 0.1 * rng.f())
+        .collect();
+    reference.set_params(&p).unwrap();
+    for model in &mut models {
+        model.set_params(&p).unwrap();
+    }
+    let (d, m) = (cfg.inputs, cfg.outputs);
+    let fan = cfg
+        .hidden_widths()
+        .iter()
+        .copied()
+        .chain([d, cfg.max_batch])
+        .max()
+        .unwrap();
+    let hidden = cfg.hidden_widths();
+    // Under Miri, one row (the one-row kernels) and a full batch.
+    let rounds = if cfg!(miri) { 2 } else { 3 };
+    for n in [1, cfg.max_batch, 1 + (rng.next() as usize) % cfg.max_batch]
+        .into_iter()
+        .take(rounds)
+    {
+        let x = rng.vec(n * d);
+        let y = rng.vec(n * m);
+        // The reference: forward, backward, step, train_step, step.
+        let mut yb = vec![0.0; n * m];
+        reference.forward(&x, Some(&mut yb)).unwrap();
+        let lb = reference
+            .backward(&y)
+            .unwrap_or_else(|e| panic!("{d}->{hidden:?}->{m} n={n}: reference backward: {e}"));
+        let gb = flat(&reference, true);
+        reference.step(0.005).unwrap();
+        let pb = flat(&reference, false);
+        let tlb = reference.train_step(&x, &y, 0.005).unwrap();
+        let (tpb, tgb) = (flat(&reference, false), flat(&reference, true));
+        reference.step(0.005).unwrap();
+        let pb2 = flat(&reference, false);
+        for (&(name, _), model) in sets.iter().zip(&mut models) {
+            let ctx = |what: &'static str| format!("{name} {d}->{hidden:?}->{m} n={n}: {what}");
+            let what = |what: &'static str| LazyCtx(&ctx, what);
+            let mut ya = vec![0.0; n * m];
+            model.forward(&x, Some(&mut ya)).unwrap();
+            check(what("forward"), &ya, &yb, fan);
+            let la = model
+                .backward(&y)
+                .unwrap_or_else(|e| panic!("{}: {e}", ctx("backward")));
+            check(what("loss"), &[la], &[lb], fan);
+            check(what("gradients"), &flat(model, true), &gb, fan);
+            model.step(0.005).unwrap();
+            check(what("step"), &flat(model, false), &pb, fan);
+            let tla = model.train_step(&x, &y, 0.005).unwrap();
+            check(what("train_step loss"), &[tla], &[tlb], fan);
+            check(what("train_step"), &flat(model, false), &tpb, fan);
+            // The gradients a train step leaves (kept as factors on the one-hidden-layer
+            // one-row path), read out and then used by a step.
+            check(what("train_step gradients"), &flat(model, true), &tgb, fan);
+            model.step(0.005).unwrap();
+            check(
+                what("step after train_step"),
+                &flat(model, false),
+                &pb2,
+                fan,
+            );
+            // Re-align, so that differences do not compound across rounds.
+            model.set_params(&pb2).unwrap();
+        }
+    }
+}
+
+/// A check's context, formatted only when the check fails.
+struct LazyCtx<'a, F: Fn(&'static str) -> String>(&'a F, &'static str);
+
+impl<F: Fn(&'static str) -> String> core::fmt::Display for LazyCtx<'_, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&(self.0)(self.1))
+    }
+}
+
+const SIZES: [usize; 13] = [1, 2, 3, 7, 9, 15, 17, 31, 33, 63, 65, 127, 129];
+
+/// `(d, hidden, m, max_batch)` of the ragged-shape test under Miri, which interprets
+/// every lane of every emulated vector: a few small shapes instead of the random
+/// sweep, chosen so that each emulated set still runs every tile shape and
+/// remainder path of its kernels (`scripts/miri.sh`; the forward in several chunks
+/// of panels is `dense_relu_in_chunks_matches_the_reference`):
+/// - 0: the one-hidden-layer one-row kernels on two panels (one panel: the tests below), and
+///   three rows through the layer kernels with the head fused (m = 1);
+/// - 1: 9 rows, m = 5: forward row blocks of 6 or 8 and a remainder, the output
+///   layer in groups of 4 and 1 and `head_backward`'s blocks of 8 rows, and the
+///   first layer's weight-gradient tiles reading the caller's input in place (9
+///   inputs: a whole tile and a remainder);
+/// - 2: layers of two panels and one panel (the 16-lane set's two-panel and
+///   one-panel tiles; whole and remainder row tiles of the one-row kernels, whose
+///   train step takes the m > 1 path), weight-gradient tiles of 6 or 8 inputs with
+///   a remainder, and four rows: the transposed `input_grad` over a whole and a
+///   partial 16 x 16 block, its GEMM masked;
+/// - 3: three rows, `input_grad` by dot products with every (rows, columns) tile,
+///   and the bias-only weight-gradient tile (6 and 8 inputs);
+/// - 4, 5: packed weight gradients, with the output layer formed while packing
+///   (`HeadOne`) and without.
+const MIRI_SHAPES: [(usize, &[usize], usize, usize); 6] = [
+    (5, &[20], 1, 3),
+    (9, &[16], 5, 9),
+    (1, &[17, 16], 2, 4),
+    (4, &[6, 8, 7], 2, 3),
+    (1, &[49], 1, 32),
+    (1, &[49], 2, 32),
+];
+
+#[test]
+fn every_set_matches_the_reference_on_ragged_shapes() {
+    // Every set but the reference, in lockstep: one reference run per shape.
+    let sets: Vec<_> = tables()
+        .into_iter()
+        .filter(|(_, kernels)| kernels.isa != Isa::Scalar)
+        .collect();
+    let mut rng = Rng(0xD1B54A32D192ED03);
+    if cfg!(miri) {
+        for (t, &(d, hidden, m, max_batch)) in MIRI_SHAPES.iter().enumerate() {
+            let cfg = Config::new(d, hidden, m).max_batch(max_batch);
+            compare(&sets, &cfg.seed(t as u64), &mut rng);
+        }
+        return;
+    }
+    // Every size as d and as a hidden width at least once, depths 1..=3, m 1..=10
+    // (the output layer works in groups of 4 and 1: m = 5, 7 and 10 take both).
+    for (t, &s) in SIZES.iter().enumerate() {
+        let depth = 1 + t % 3;
+        let hidden: Vec<usize> = (0..depth)
+            .map(|l| if l == 0 { s } else { rng.pick(&SIZES[..9]) })
+            .collect();
+        let d = rng.pick(&SIZES);
+        let m = [1, 2, 3, 4, 5, 7, 10][t % 7];
+        let max_batch = rng.pick(&[1, 2, 7, 9, 17, 33]);
+        let cfg = Config::new(d, &hidden, m).max_batch(max_batch);
+        compare(&sets, &cfg.seed(t as u64), &mut rng);
+    }
+    for t in 0..12 {
+        let depth = 1 + t % 3;
+        let hidden: Vec<usize> = (0..depth).map(|_| rng.pick(&SIZES)).collect();
+        let cfg = Config::new(rng.pick(&SIZES), &hidden, [1, 2, 4, 6, 9, 10][t % 6])
+            .max_batch(rng.pick(&[1, 3, 16, 65]));
+        compare(&sets, &cfg.seed(100 + t as u64), &mut rng);
+    }
+}
+
+#[test]
+fn course_and_benchmark_shapes_match_the_reference() {
+    let (sets, mut rng) = (tables(), Rng(99));
+    for (d, hidden, m, n) in [
+        (8, vec![32], 1, 1),
+        // The one-hidden-layer one-row path (one hidden layer of one or two panels, m = 1)
+        // on ragged sizes.
+        (1, vec![1], 1, 1),
+        (3, vec![16], 1, 2),
+        (7, vec![17], 1, 3),
+        (33, vec![31], 1, 1),
+        (17, vec![9], 1, 5),
+        (10, vec![64], 1, 32),
+        (16, vec![64], 1, 32),
+        (64, vec![256], 1, 64),
+        (64, vec![256, 256], 4, 16),
+        (100, vec![520], 1, 20),
+        // Several packed row blocks of the weight gradients (pack_rows(300) = 109),
+        // with the m = 1 head formed in them (`HeadOne`) and without.
+        (300, vec![70, 65], 2, 150),
+        (300, vec![70], 1, 150),
+    ]
+    .into_iter()
+    // Under Miri two small one-hidden-layer shapes, of one panel and odd inputs (two
+    // panels: `MIRI_SHAPES` and the tests below, which also take the batch paths).
+    .filter(|(d, hidden, _, n)| !cfg!(miri) || d * hidden.iter().sum::<usize>() * n <= 100)
+    {
+        compare(
+            &sets,
+            &Config::new(d, &hidden, m).max_batch(n).seed(1),
+            &mut rng,
+        );
+    }
+}
+
+#[test]
+fn refused_one_hidden_steps_keep_the_factored_gradients() {
+    for (name, kernels) in tables() {
+        let cfg = Config::new(5, &[20], 1).max_batch(3).seed(7);
+        let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+        let x = [0.5, -1.0, 0.25, 2.0, -0.75];
+        model.train_step(&x, &[1.5], 0.01).unwrap();
+        let (g, p) = (flat(&model, true), flat(&model, false));
+        assert!(g.iter().any(|v| *v != 0.0), "{name}: no gradient");
+        // A kept forward pass, which the refused steps below must leave in place.
+        let xf = [-0.3, 0.8, 1.25, -2.0, 0.1];
+        model.forward(&xf, None).unwrap();
+        // A loss that overflows, non-finite targets and inputs (the one-hidden-layer kernel
+        // checks them itself, in every position), a bad rate: all refused.
+        assert_eq!(model.train_step(&x, &[3e19], 0.01), Err(Error::Diverged));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(model.train_step(&x, &[bad], 0.01), Err(Error::NonFinite));
+            for at in 0..x.len() {
+                let mut bad_x = x;
+                bad_x[at] = bad;
+                assert_eq!(
+                    model.train_step(&bad_x, &[1.0], 0.01),
+                    Err(Error::NonFinite),
+                    "{name}: x[{at}] = {bad}"
+                );
+            }
+        }
+        assert_eq!(
+            model.train_step(&x, &[1.0], -1.0),
+            Err(Error::InvalidArgument)
+        );
+        // An update that overflows: refused, nothing applied.
+        assert_eq!(model.train_step(&x, &[1e6], 1e35), Err(Error::Diverged));
+        assert_eq!(flat(&model, true), g, "{name}: gradients changed");
+        assert_eq!(flat(&model, false), p, "{name}: parameters changed");
+        if kernels.row.is_some() {
+            // The one-hidden-layer kernel keeps its forward in registers: the kept forward
+            // survived, and backward from it is the reference's.
+            let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+            reference.set_params(&p).unwrap();
+            reference.forward(&xf, None).unwrap();
+            let (loss, want) = (model.backward(&[0.4]), reference.backward(&[0.4]));
+            check(name, &[loss.unwrap()], &[want.unwrap()], 20);
+            check(name, &flat(&model, true), &flat(&reference, true), 20);
+        } else {
+            // The layer kernels overwrote it (documented on `Model::train_step`).
+            assert_eq!(model.kept_rows(), None, "{name}");
+        }
+        // A batch step replaces the factored gradients (a target far from the
+        // prediction, so that the error has no cancellation).
+        let xb = [x, x].concat();
+        model.train_step(&xb, &[-3.0, -3.0], 0.0).unwrap();
+        let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+        reference.set_params(&p).unwrap();
+        reference.train_step(&xb, &[-3.0, -3.0], 0.0).unwrap();
+        check(name, &flat(&model, true), &flat(&reference, true), 20);
+    }
+}
+
+#[test]
+fn a_non_finite_input_is_refused_where_no_unit_is_active() {
+    // Every hidden unit dead (zero weights, negative bias) and a zero step: the one-hidden-layer
+    // kernel still refuses a NaN or infinite input, through `inf * 0`.
+    for (name, kernels) in tables() {
+        let cfg = Config::new(4, &[7], 1).max_batch(1).seed(1);
+        let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+        let mut p = vec![0.0; model.param_count()];
+        p[28..35].fill(-1.0);
+        model.set_params(&p).unwrap();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in 0..4 {
+                let mut x = [0.5; 4];
+                x[at] = bad;
+                for lr in [0.0, 0.1] {
+                    assert_eq!(
+                        model.train_step(&x, &[0.0], lr),
+                        Err(Error::NonFinite),
+                        "{name}: x[{at}] = {bad}, rate {lr}"
+                    );
+                }
+                assert_eq!(model.forward(&x, None), Err(Error::NonFinite));
+            }
+        }
+        assert_eq!(flat(&model, false), p, "{name}: parameters changed");
+        assert_eq!(model.kept_rows(), None, "{name}: a refused input was kept");
+    }
+}
+
+#[test]
+fn factored_gradients_feed_every_optimizer_and_clipping() {
+    use crate::optim::Optimizer;
+    for (name, kernels) in tables() {
+        for (opt, clip) in [
+            (Optimizer::ADAM, 0.0),
+            (Optimizer::momentum(0.9, true), 0.0),
+            (Optimizer::SGD, 0.05),
+        ] {
+            let cfg = Config::new(6, &[23], 1).max_batch(4).seed(3);
+            let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+            let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
+            let x = [0.3, -0.8, 1.1, 0.05, -0.4, 0.9];
+            // Plain SGD: the one-row one-hidden-layer step, which leaves factored gradients...
+            model.train_step(&x, &[-1.0], 0.01).unwrap();
+            reference.train_step(&x, &[-1.0], 0.01).unwrap();
+            // ...then another optimizer's step from them.
+            for m in [&mut model, &mut reference] {
+                m.set_optimizer(opt).unwrap();
+                m.set_grad_clip(clip).unwrap();
+                m.step(0.01).unwrap();
+            }
+            let what = format!("{name} {opt:?} clip {clip}");
+            check(&what, &flat(&model, false), &flat(&reference, false), 23);
+            check(&what, &flat(&model, true), &flat(&reference, true), 23);
+        }
+    }
+}
