@@ -61,6 +61,12 @@ pub(crate) fn should_pack(n: usize, panels: usize) -> bool {
     n >= 32 && panels >= 4
 }
 
+/// Whether `input_grad` runs as a GEMM over W laid out in `wt` (enough rows to pay
+/// for the layout) rather than by dot products.
+pub(crate) fn transposes_input_grad(n: usize) -> bool {
+    n >= 4
+}
+
 /// Most layers with weights: k hidden plus the output layer.
 pub(crate) const MAX_LAYERS: usize = MAX_HIDDEN + 1;
 
@@ -103,6 +109,8 @@ pub(crate) struct Plan {
     pub dz: [usize; 2],
     pub part: usize,
     pub pack: usize,
+    /// Floats in `pack` (each worker thread has as much of its own).
+    pub pack_len: usize,
     pub wt: usize,
     /// One hidden layer of at most two panels and one output (see `factors`).
     pub one_hidden: bool,
@@ -216,7 +224,7 @@ impl Plan {
         }
         let pack = c.take_floats(pack_len)?;
         let mut wt_len = 0;
-        if mb >= 4 {
+        if transposes_input_grad(mb) {
             for l in 1..k {
                 wt_len = wt_len.max(mul(ld[l - 1], ld[l])?);
             }
@@ -249,6 +257,7 @@ impl Plan {
             dz,
             part,
             pack,
+            pack_len,
             wt,
             one_hidden,
             factors,

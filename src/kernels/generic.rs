@@ -411,9 +411,9 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
             if pack {
                 pack_columns::<KR>(a, i0, rows);
             }
-            let mut p = 0;
-            while p < a.panels {
-                if p + np <= a.panels {
+            let mut p = a.p0;
+            while p < a.p1 {
+                if p + np <= a.p1 {
                     weight_grad_panels::<S, KR, NV, NV1>(s, a, p, &blk, &mut bad);
                     p += np;
                 } else {
@@ -667,10 +667,12 @@ pub(crate) unsafe fn input_grad<
     s: S,
     a: &InputGradArgs,
 ) {
-    if !a.wt.is_null() && a.n >= 4 {
+    if !a.wt.is_null() {
         // SAFETY: the caller's contract; wt holds ldp * panels * PANEL floats.
         unsafe {
-            transpose_panels(s, a);
+            if !a.wt_ready {
+                transpose_panels(s, a);
+            }
             // dZp = (dZ W) * [Hp > 0]: the forward's GEMM over the transposed weights,
             // with the mask as its epilogue and no bias.
             dense_relu::<S, MR, NV, NV1>(

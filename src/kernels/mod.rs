@@ -33,6 +33,7 @@ pub(crate) use crate::layout::{pack_rows, should_pack, PANEL};
 
 /// One hidden layer's forward: `H = ReLU(A W^T + b)`, W panel-packed (see `layout`).
 /// With `head` non-null (the m = 1 output), also `yhat[i] = head_bias + H[i] . head`.
+#[derive(Clone, Copy)]
 pub(crate) struct DenseArgs {
     /// Input rows, `n x k`, row stride `lda`.
     pub a: *const f32,
@@ -60,6 +61,7 @@ pub(crate) struct DenseArgs {
 }
 
 /// The linear output layer: `yhat[i][c] = bo[c] + H[i] . wo[c]`.
+#[derive(Clone, Copy)]
 pub(crate) struct HeadArgs {
     /// `n x ld`, zero past column `k`.
     pub h: *const f32,
@@ -107,6 +109,7 @@ pub(crate) struct HeadBackArgs {
 
 /// A hidden layer's parameter gradients from its masked `dZ` (`n x panels*PANEL`):
 /// `gW = dZ^T A` in the panel layout and `gb = column sums of dZ`.
+#[derive(Clone, Copy)]
 pub(crate) struct WeightGradArgs {
     pub a: *const f32,
     pub lda: usize,
@@ -114,6 +117,10 @@ pub(crate) struct WeightGradArgs {
     pub k: usize,
     pub dz: *const f32,
     pub panels: usize,
+    /// The panels `p0..p1` to compute (all: `0..panels`): a thread's share. Each
+    /// gradient is summed over the rows in the same order whatever the range.
+    pub p0: usize,
+    pub p1: usize,
     pub gw: *mut f32,
     pub gb: *mut f32,
     /// Scratch for packed columns of A and a block of dZ
@@ -165,8 +172,100 @@ pub(crate) unsafe fn put_grad1(at: *mut f32, g: f32, fused: Option<Fused>) -> bo
     }
 }
 
+impl DenseArgs {
+    /// Rows `i0..i1` only (a thread's share; every row is computed alone).
+    ///
+    /// # Safety
+    /// `i0 <= i1 <= n`.
+    pub(crate) unsafe fn rows(&self, i0: usize, i1: usize) -> DenseArgs {
+        let ld = self.panels * PANEL;
+        // A null pointer stays null: it says "none" (the mask, and the head's outputs
+        // when there is no head).
+        fn at<T>(p: *const T, off: usize) -> *const T {
+            if p.is_null() {
+                p
+            } else {
+                p.wrapping_add(off)
+            }
+        }
+        // SAFETY: offsets of rows <= n inside A and H.
+        unsafe {
+            DenseArgs {
+                a: self.a.add(i0 * self.lda),
+                n: i1 - i0,
+                h: self.h.add(i0 * ld),
+                yhat: at(self.yhat, i0) as *mut f32,
+                part: at(self.part, i0 * PANEL) as *mut f32,
+                mask: at(self.mask, i0 * ld),
+                ..*self
+            }
+        }
+    }
+}
+
+impl HeadArgs {
+    /// Rows `i0..i1` only.
+    ///
+    /// # Safety
+    /// `i0 <= i1 <= n`.
+    pub(crate) unsafe fn rows(&self, i0: usize, i1: usize) -> HeadArgs {
+        // SAFETY: offsets of rows <= n inside H and yhat.
+        unsafe {
+            HeadArgs {
+                h: self.h.add(i0 * self.ld),
+                n: i1 - i0,
+                yhat: self.yhat.add(i0 * self.m),
+                ..*self
+            }
+        }
+    }
+}
+
+impl InputGradArgs {
+    /// Rows `i0..i1` only.
+    ///
+    /// # Safety
+    /// `i0 <= i1 <= n`.
+    pub(crate) unsafe fn rows(&self, i0: usize, i1: usize) -> InputGradArgs {
+        // SAFETY: offsets of rows <= n inside dZ, Hp and dZp.
+        unsafe {
+            InputGradArgs {
+                dz: self.dz.add(i0 * self.panels * PANEL),
+                n: i1 - i0,
+                hp: self.hp.add(i0 * self.ldp),
+                dzp: self.dzp.add(i0 * self.ldp),
+                ..*self
+            }
+        }
+    }
+}
+
+impl UpdateArgs {
+    /// Values `i0..i1` only.
+    ///
+    /// # Safety
+    /// `i0 <= i1 <= len`.
+    pub(crate) unsafe fn range(&self, i0: usize, i1: usize) -> UpdateArgs {
+        // SAFETY: offsets <= len inside every buffer.
+        unsafe {
+            UpdateArgs {
+                p: self.p.add(i0),
+                g: self.g.add(i0),
+                s1: self.s1.add(i0),
+                s2: self.s2.add(i0),
+                out_p: self.out_p.add(i0),
+                out_s1: self.out_s1.add(i0),
+                out_s2: self.out_s2.add(i0),
+                len: i1 - i0,
+                ..*self
+            }
+        }
+    }
+}
+
 /// The masked gradient of the layer below: `dzp = (dZ W) * [Hp > 0]`, where `Hp` are
 /// that layer's activations (`n x ldp`, `k` real columns). Padding written as zero.
+#[derive(Clone, Copy)]
 pub(crate) struct InputGradArgs {
     pub dz: *const f32,
     pub n: usize,
@@ -177,13 +276,18 @@ pub(crate) struct InputGradArgs {
     pub ldp: usize,
     pub dzp: *mut f32,
     /// Scratch for W laid out for this product (`ldp * panels * PANEL` floats), or
-    /// null for the dot-product kernel.
+    /// null for the dot-product kernel. The caller chooses by the whole batch's rows
+    /// (`layout::transposes_input_grad`), so that a share of the rows takes the same
+    /// path as the whole batch.
     pub wt: *mut f32,
+    /// `wt` already holds W's layout (a call with `n = 0` only lays it out).
+    pub wt_ready: bool,
 }
 
 /// One optimizer step over a whole parameter buffer: reads the parameters `p`, the
 /// gradients `g` and the state `s1` (momentum buffer or first moment) and `s2`
 /// (second moment), and writes the new values to the spare buffers `out_*`.
+#[derive(Clone, Copy)]
 pub(crate) struct UpdateArgs {
     pub p: *const f32,
     pub g: *const f32,

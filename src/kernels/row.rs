@@ -303,6 +303,7 @@ pub(crate) unsafe fn train_row<
                         ldp: plan.ld[l - 1],
                         dzp: at(c.base, plan.dz[(l - 1) % 2]),
                         wt: core::ptr::null_mut(),
+                        wt_ready: false,
                     },
                 );
             }

@@ -129,7 +129,7 @@ unsafe fn weight_grad(a: &WeightGradArgs) -> bool {
     let mut ok = true;
     // SAFETY (whole body): i < n, j < ld, k < a.k stay inside A, dZ, gW and gb.
     unsafe {
-        for j in 0..ld {
+        for j in a.p0 * PANEL..a.p1 * PANEL {
             let mut sb = 0.0f32;
             for i in 0..a.n {
                 sb += *a.dz.add(i * ld + j);

@@ -18,6 +18,7 @@
 
 mod factors;
 mod paths;
+mod pool;
 mod predict;
 mod schedule;
 mod state;
@@ -53,11 +54,13 @@ unsafe impl Sync for Model {}
 
 impl Drop for Model {
     fn drop(&mut self) {
+        // Join the workers; the pool is the only part of the header that needs
+        // dropping.
+        self.st_mut().pool = None;
         let s = self.st();
         if let Some(layout) = s.owned {
             let base = s.base;
-            // SAFETY: `base` was returned by `alloc_zeroed(layout)` in `Model::new`, and
-            // nothing in the header needs dropping.
+            // SAFETY: `base` was returned by `alloc_zeroed(layout)` in `Model::new`.
             unsafe { std::alloc::dealloc(base, layout) };
         }
     }
@@ -71,6 +74,9 @@ impl core::fmt::Debug for Model {
             .finish()
     }
 }
+
+/// Most threads `set_threads(0)` picks (one per core, up to this).
+const MAX_THREADS_AUTO: usize = 64;
 
 /// Values that `all_finite` checks inline rather than through a kernel call.
 const SMALL: usize = 16;
@@ -398,6 +404,42 @@ impl Model {
     /// Optimizer steps taken since the optimizer was set (Adam's `t`).
     pub fn optimizer_steps(&self) -> u64 {
         self.st().steps()
+    }
+
+    /// Use `n` threads (the calling thread and `n - 1` workers) for `forward`,
+    /// `backward`, `step` and `train_step`; `n = 0`: one per core available to the
+    /// process; `n = 1` (the default) joins the workers. Returns the count in use.
+    /// Results are bit-identical for every count. Allocates (the threads and their
+    /// packing scratch); refused with `InvalidArgument` above `MAX_THREADS` (256),
+    /// changing nothing. Checkpoints do not carry the count.
+    pub fn set_threads(&mut self, n: usize) -> Result<usize, Error> {
+        let n = match n {
+            0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
+            n => n,
+        }
+        .min(MAX_THREADS_AUTO.max(n));
+        if n > pool::MAX_THREADS {
+            return Err(refuse!(
+                InvalidArgument,
+                "n = {n} threads is more than flowmlp's maximum, {}",
+                pool::MAX_THREADS
+            ));
+        }
+        if n == self.threads() {
+            return Ok(n);
+        }
+        // The new workers first: a refusal keeps the old ones.
+        let new = match n {
+            1 => None,
+            n => Some(pool::Pool::new(n, self.st().plan.pack_len)?),
+        };
+        self.st_mut().pool = new;
+        Ok(n)
+    }
+
+    /// The number of threads in use (1: the calling thread only).
+    pub fn threads(&self) -> usize {
+        self.st().pool.as_ref().map_or(1, |p| p.threads())
     }
 
     /// Copy the parameters out in the flat layout; `out.len()` must be `param_count`.

@@ -33,7 +33,7 @@ impl Model {
             return Err(Error::NonFinite);
         }
         // SAFETY: x has been copied into the arena; n <= max_batch.
-        unsafe { s.run_forward(xbuf, n) };
+        unsafe { s.run_forward(xbuf, n)? };
         self.st_mut().keep_forward(n);
         if let Some(y) = y_out {
             let s = self.st();
@@ -109,7 +109,7 @@ impl Model {
         let fused = s.update_form() == super::state::UpdateForm::FusedSgd;
         // SAFETY: x holds n rows (n <= max_batch) and y n x m targets, both checked.
         let loss = unsafe {
-            s.run_forward(x.as_ptr(), n);
+            s.run_forward(x.as_ptr(), n)?;
             // Fused: SGD is applied as each gradient is made, into the spare parameters.
             s.run_backward(x.as_ptr(), n, y.as_ptr(), fused.then_some(learning_rate))?
         };

@@ -15,15 +15,52 @@
 //! Everything here writes only activations, scratch and spare copies; the updates
 //! end in a transition of `State` when every new value is finite.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use super::state::{State, UpdateForm};
+#[cfg(test)]
+use super::tests;
 use crate::config::Loss;
 use crate::kernels::row::RowCtx;
 use crate::kernels::{
     put_grad1, should_pack, DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs,
-    UpdateArgs, WeightGradArgs,
+    UpdateArgs, WeightGradArgs, PANEL,
 };
+use crate::layout::transposes_input_grad;
 use crate::optim::{clip_scale, Update};
 use crate::Error;
+
+/// Shares are whole blocks of this many rows (the largest row tile), panels, and
+/// values of an optimizer step (a cache line of floats, 16 vectors of AVX-512).
+const ROWS: usize = 8;
+const PANELS: usize = 2;
+const VALUES: usize = 256;
+
+/// Work below which a product stays on the calling thread: waking a worker costs
+/// microseconds, which this much work repays (about 30 us on one core). The unit
+/// tests share every product, so that small ragged shapes cover the shares' edges.
+const PARALLEL_FLOPS: usize = if cfg!(test) { 1 } else { 1 << 20 };
+/// Floating-point operations per value of an optimizer step, for the same threshold.
+const UPDATE_FLOPS: usize = 8;
+
+/// Kernel arguments (raw pointers) shared with the worker threads of one job: each
+/// thread writes a disjoint part of the outputs and only reads the inputs.
+struct Shared<T>(T);
+// SAFETY: see above; the job ends before the buffers do (`Pool::run` waits).
+unsafe impl<T> Sync for Shared<T> {}
+impl<T: Copy> Shared<T> {
+    /// Used as a method so that closures capture the wrapper, not its field.
+    fn get(&self) -> T {
+        self.0
+    }
+}
+
+/// Share `i` of `parts` of `0..total`, cut at multiples of `unit`.
+fn share_of(total: usize, unit: usize, parts: usize, i: usize) -> (usize, usize) {
+    let units = total.div_ceil(unit);
+    let at = |j: usize| (units * j / parts * unit).min(total);
+    (at(i), at(i + 1))
+}
 
 impl State {
     /// The current parameters.
@@ -46,10 +83,11 @@ impl State {
     }
 
     /// All layers for `n` rows of `x` (row stride d) into the activation buffers.
+    /// `Internal` only when a worker thread panicked.
     ///
     /// # Safety
     /// `x` is valid for `n * d` floats and `1 <= n <= max_batch`.
-    pub(super) unsafe fn run_forward(&self, x: *const f32, n: usize) {
+    pub(super) unsafe fn run_forward(&self, x: *const f32, n: usize) -> Result<(), Error> {
         let plan = &self.plan;
         if let (1, Some(row)) = (n, self.row.forward()) {
             // SAFETY: the arena is live and x holds one row.
@@ -62,7 +100,7 @@ impl State {
                     keep: core::ptr::null_mut(),
                 })
             };
-            return;
+            return Ok(());
         }
         // SAFETY: the arena's activation, prediction and scratch sections are sized for
         // max_batch >= n rows.
@@ -73,13 +111,15 @@ impl State {
                 |l| self.ptr(plan.h[l]),
                 self.ptr(plan.yhat),
                 self.ptr(plan.part),
+                true,
             )
         }
     }
 
     /// The layer kernels over `n` rows of `x`, writing layer `l`'s activations to
     /// `h(l)`, the predictions to `yhat` and the head's scratch to `part`. Reads the
-    /// parameters only.
+    /// parameters only. `threaded`: rows shared among the model's threads when that
+    /// pays (each row is computed alone, so the results do not change).
     ///
     /// # Safety
     /// `x` holds `n * d` floats; `h(l)` holds `n * ld_l` floats and does not overlap
@@ -91,7 +131,8 @@ impl State {
         h: impl Fn(usize) -> *mut f32,
         yhat: *mut f32,
         part: *mut f32,
-    ) {
+        threaded: bool,
+    ) -> Result<(), Error> {
         let (plan, k) = (&self.plan, self.kernels);
         let p = self.params_ptr();
         let nh = plan.n_hidden;
@@ -99,13 +140,13 @@ impl State {
         let fuse_head = plan.outputs == 1;
         let (mut a, mut lda) = (x, plan.inputs);
         // SAFETY (whole body): parameter offsets come from the plan; the buffers are
-        // the caller's promise.
+        // the caller's promise; each thread gets a disjoint range of rows.
         unsafe {
             for l in 0..nh {
                 let lp = plan.layers[l];
                 let h = h(l);
                 let head_here = fuse_head && l + 1 == nh;
-                (k.dense_relu)(&DenseArgs {
+                let args = Shared(DenseArgs {
                     a,
                     lda,
                     n,
@@ -124,11 +165,15 @@ impl State {
                     part,
                     mask: core::ptr::null(),
                 });
+                let flops = 2 * n * lp.inputs * lp.panels * PANEL;
+                self.share(threaded, n, ROWS, flops, |i0, i1, _| {
+                    (k.dense_relu)(&args.get().rows(i0, i1))
+                })?;
                 a = h;
                 lda = plan.ld[l];
             }
             if !fuse_head {
-                (k.head_forward)(&HeadArgs {
+                let args = Shared(HeadArgs {
                     h: a,
                     ld: lda,
                     n,
@@ -138,13 +183,22 @@ impl State {
                     m: plan.outputs,
                     yhat,
                 });
+                let flops = 2 * n * out.inputs * plan.outputs;
+                self.share(threaded, n, ROWS, flops, |i0, i1, _| {
+                    (k.head_forward)(&args.get().rows(i0, i1))
+                })?;
             }
         }
+        Ok(())
     }
 
     /// Loss and gradients, into the spare gradient buffer, for the activations in the
     /// arena, computed from input `x`; with `sgd`, also the fused SGD step into the
     /// spare parameters. `Diverged` when the loss or an update is not finite.
+    ///
+    /// With threads, each weight gradient and each row of an input gradient is made
+    /// by one thread, in the order one thread would make it; the loss and the output
+    /// layer's sums stay on the calling thread.
     ///
     /// # Safety
     /// The activations hold a forward pass of `n` rows of `x` (valid for `n * d`
@@ -166,7 +220,8 @@ impl State {
         let dy = self.ptr(plan.dy);
         let dz = |l: usize| self.ptr(plan.dz[l % 2]);
         // SAFETY (whole body): all offsets come from the plan and lie in the arena;
-        // every buffer is sized for max_batch >= n rows.
+        // every buffer is sized for max_batch >= n rows; threads write disjoint
+        // panels or rows, each with its own packing scratch.
         unsafe {
             let sum = match plan.loss {
                 Loss::Mse => (k.loss_grad)(self.ptr(plan.yhat), y, n * m, 2.0 / n as f32, dy),
@@ -203,6 +258,7 @@ impl State {
                     fused,
                 });
             }
+            let all_ok = AtomicBool::new(ok);
             for l in (0..nh).rev() {
                 let lp = plan.layers[l];
                 let (a, lda) = if l == 0 {
@@ -210,21 +266,35 @@ impl State {
                 } else {
                     (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
                 };
-                ok &= (k.weight_grad)(&WeightGradArgs {
+                let args = Shared(WeightGradArgs {
                     a,
                     lda,
                     n,
                     k: lp.inputs,
                     dz: dz(l),
                     panels: lp.panels,
+                    p0: 0,
+                    p1: lp.panels,
                     gw: g.add(lp.w),
                     gb: g.add(lp.b),
                     pack: self.ptr(plan.pack),
                     fused,
                     head,
                 });
+                let flops = 2 * n * lp.inputs * lp.panels * PANEL;
+                self.share(true, lp.panels, PANELS, flops, |p0, p1, thread| {
+                    let args = WeightGradArgs {
+                        p0,
+                        p1,
+                        pack: self.scratch(thread),
+                        ..args.get()
+                    };
+                    if !(k.weight_grad)(&args) {
+                        all_ok.store(false, Ordering::Relaxed);
+                    }
+                })?;
                 if l > 0 {
-                    (k.input_grad)(&InputGradArgs {
+                    let args = InputGradArgs {
                         dz: dz(l),
                         n,
                         w: p.add(lp.w),
@@ -233,15 +303,70 @@ impl State {
                         hp: a,
                         ldp: lda,
                         dzp: dz(l - 1),
-                        wt: self.ptr(plan.wt),
+                        wt: if transposes_input_grad(n) {
+                            self.ptr(plan.wt)
+                        } else {
+                            core::ptr::null_mut()
+                        },
+                        wt_ready: false,
+                    };
+                    // Lay W out once (no rows), then the rows.
+                    (k.input_grad)(&args.rows(0, 0));
+                    let args = Shared(InputGradArgs {
+                        wt_ready: true,
+                        ..args
                     });
+                    let flops = 2 * n * lp.inputs * lp.panels * PANEL;
+                    self.share(true, n, ROWS, flops, |i0, i1, _| {
+                        (k.input_grad)(&args.get().rows(i0, i1))
+                    })?;
                 }
             }
-            if ok {
+            if all_ok.into_inner() {
                 Ok(loss)
             } else {
                 Err(Error::Diverged)
             }
+        }
+    }
+
+    /// Run `job(i0, i1, thread)` over `0..total` cut into shares of whole `unit`s, one
+    /// per thread, when the model has threads, `threaded` is set and the work
+    /// (`flops`) pays for the hand-off; else `job(0, total, 0)` on this thread.
+    fn share(
+        &self,
+        threaded: bool,
+        total: usize,
+        unit: usize,
+        flops: usize,
+        job: impl Fn(usize, usize, usize) + Sync,
+    ) -> Result<(), Error> {
+        match &self.pool {
+            Some(pool) if threaded && flops >= PARALLEL_FLOPS && total > unit => {
+                let t = pool.threads();
+                pool.run(&|i| {
+                    #[cfg(test)]
+                    if i > 0 && tests::PANIC_IN_WORKER.load(Ordering::Relaxed) {
+                        panic!("a worker's share panics (test)");
+                    }
+                    let (i0, i1) = share_of(total, unit, t, i);
+                    if i0 < i1 {
+                        job(i0, i1, i);
+                    }
+                })
+            }
+            _ => {
+                job(0, total, 0);
+                Ok(())
+            }
+        }
+    }
+
+    /// Packing scratch of thread `thread` (0: the arena's).
+    fn scratch(&self, thread: usize) -> *mut f32 {
+        match (&self.pool, thread) {
+            (Some(pool), 1..) => pool.scratch(thread),
+            _ => self.ptr(self.plan.pack),
         }
     }
 
@@ -280,9 +405,15 @@ impl State {
             first: t == 1,
             update: Update::new(&self.optimizer(), lr, t, scale),
         };
-        // SAFETY: every buffer holds len floats and the input and output buffers are
-        // disjoint.
-        if !unsafe { (self.kernels.update)(&args) } {
+        let (args, ok) = (Shared(args), AtomicBool::new(true));
+        self.share(true, len, VALUES, UPDATE_FLOPS * len, |i0, i1, _| {
+            // SAFETY: every buffer holds len floats, the input and output buffers are
+            // disjoint, and threads take disjoint ranges.
+            if !unsafe { (self.kernels.update)(&args.get().range(i0, i1)) } {
+                ok.store(false, Ordering::Relaxed);
+            }
+        })?;
+        if !ok.into_inner() {
             return Err(Error::Diverged);
         }
         self.commit_step(true);
@@ -292,9 +423,21 @@ impl State {
     /// SGD from the gradient buffer at byte offset `g` into the spare parameters;
     /// they become current only if every new value is finite.
     fn apply_sgd(&mut self, lr: f32, g: usize) -> Result<(), Error> {
-        let (src, dst) = (self.params_ptr(), self.ptr(self.params.spare()));
-        // SAFETY: the three buffers each hold int_len floats and are disjoint.
-        if !unsafe { (self.kernels.sgd)(src, self.ptr(g), dst, self.plan.int_len, lr) } {
+        let ptrs = Shared((
+            self.params_ptr(),
+            self.ptr(g),
+            self.ptr(self.params.spare()),
+        ));
+        let (len, ok) = (self.plan.int_len, AtomicBool::new(true));
+        self.share(true, len, VALUES, 2 * len, |i0, i1, _| {
+            let (src, g, dst) = ptrs.get();
+            // SAFETY: the three buffers each hold int_len floats and are disjoint;
+            // threads take disjoint ranges.
+            if !unsafe { (self.kernels.sgd)(src.add(i0), g.add(i0), dst.add(i0), i1 - i0, lr) } {
+                ok.store(false, Ordering::Relaxed);
+            }
+        })?;
+        if !ok.into_inner() {
             return Err(Error::Diverged);
         }
         self.commit_step(false);

@@ -10,6 +10,8 @@ use crate::kernels::{ForwardRowFn, Kernels, TrainOneHiddenFn, TrainRowFn};
 use crate::layout::Plan;
 use crate::optim::Optimizer;
 
+use super::pool::Pool;
+
 /// Two copies of an arena section (byte offsets, or a group of them).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DoubleBuf<T: Copy> {
@@ -133,6 +135,8 @@ pub(crate) struct State {
     /// The kept forward pass's input.
     pub(super) x: DoubleBuf<usize>,
     pub(super) row: RowPath,
+    /// Worker threads (`set_threads`); `None`: one thread.
+    pub(super) pool: Option<Pool>,
     grad_form: GradForm,
     /// Rows of the kept forward pass; 0 when none.
     fwd_n: usize,
@@ -144,6 +148,10 @@ pub(crate) struct State {
     /// Optimizer steps taken since the state was reset.
     steps: u64,
 }
+
+// SAFETY: shared references to the header only read it and the arena (the worker
+// threads of a job read the plan, the kernel table and the base pointer).
+unsafe impl Sync for State {}
 
 impl State {
     pub(super) fn new(
@@ -168,6 +176,7 @@ impl State {
             opt_state: DoubleBuf::new(plan.state),
             x: DoubleBuf::new(plan.x),
             row: RowPath::new(&plan, kernels),
+            pool: None,
             grad_form: GradForm::Buffer,
             fwd_n: 0,
             optimizer: Optimizer::SGD,

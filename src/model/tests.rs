@@ -326,3 +326,168 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
         }
     }
 }
+
+/// Set by a test to make every worker's share of a job panic.
+pub(super) static PANIC_IN_WORKER: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Everything a model's calls return and keep, as bits: the loss and predictions of
+/// each call, then the gradients, the parameters and the checkpoint (parameters,
+/// optimizer state and step count) after each step; refused calls must change none
+/// of it.
+fn threaded_run(
+    cfg: &Config,
+    kernels: &'static Kernels,
+    threads: usize,
+    optimizer: crate::Optimizer,
+    clip: f32,
+) -> Vec<u32> {
+    let mut model = Model::with_kernels(cfg, kernels).unwrap();
+    assert_eq!(model.set_threads(threads), Ok(threads));
+    model.set_optimizer(optimizer).unwrap();
+    model.set_grad_clip(clip).unwrap();
+    let (d, m, nb) = (cfg.inputs, cfg.outputs, cfg.max_batch);
+    let mut rng = Rng(0x5eed ^ (d * 31 + m) as u64);
+    let mut out: Vec<u32> = Vec::new();
+    let bits = |v: &[f32], out: &mut Vec<u32>| out.extend(v.iter().map(|x| x.to_bits()));
+    let mut ckpt = vec![0u8; model.save_size()];
+    let targets = |rng: &mut Rng, n: usize| -> Vec<f32> {
+        if cfg.loss == crate::Loss::CrossEntropy {
+            (0..n * m)
+                .map(|i| f32::from(i % m == (i / m) % m))
+                .collect()
+        } else {
+            rng.vec(n * m)
+        }
+    };
+    for (step, n) in [nb, 1, nb.div_ceil(2), nb].into_iter().enumerate() {
+        let x = rng.vec(n * d);
+        let y = targets(&mut rng, n);
+        let lr = 0.05;
+        let loss = model.train_step(&x, &y, lr).unwrap();
+        bits(&[loss], &mut out);
+        let mut yhat = vec![0.0; n * m];
+        model.forward(&x, Some(&mut yhat)).unwrap();
+        bits(&yhat, &mut out);
+        let loss = model.backward(&y).unwrap();
+        bits(&[loss], &mut out);
+        let before = (flat(&model, true), flat(&model, false));
+        // Refused: a NaN in the input, then an update that overflows.
+        let mut bad = x.clone();
+        let at = (step * 7) % bad.len();
+        bad[at] = f32::NAN;
+        assert_eq!(model.train_step(&bad, &y, lr), Err(Error::NonFinite));
+        if cfg.loss == crate::Loss::Mse {
+            // The loss overflows.
+            let huge: Vec<f32> = y.iter().map(|v| v * 1e30 + 1e30).collect();
+            assert_eq!(model.train_step(&x, &huge, lr), Err(Error::Diverged));
+        }
+        assert_eq!((flat(&model, true), flat(&model, false)), before);
+        model.step(lr).unwrap();
+        bits(&flat(&model, true), &mut out);
+        bits(&flat(&model, false), &mut out);
+        model.save(&mut ckpt).unwrap();
+        out.extend(ckpt.iter().map(|&b| u32::from(b)));
+    }
+    out
+}
+
+/// Threads change no bit: for 2, 3, 4 and 8 threads every result and every kept
+/// value equals one thread's, on every kernel set (the emulated ones included), on
+/// shapes whose rows, panels and parameters split unevenly, for SGD (fused and
+/// clipped), momentum and Adam, and both losses. Under `cfg(test)` every product is
+/// shared among the threads, however small.
+#[test]
+fn every_thread_count_gives_bit_identical_results() {
+    use crate::{Loss, Optimizer};
+    let shapes: &[(usize, &[usize], usize, usize)] = if cfg!(miri) {
+        &[(3, &[40], 1, 17)]
+    } else {
+        &[
+            (3, &[40], 1, 20),
+            (7, &[50, 33], 3, 19),
+            (17, &[70, 24, 40], 4, 33),
+            (5, &[36, 36, 36, 36], 2, 25),
+            (9, &[100], 2, 9),
+            (1, &[1], 1, 1),
+        ]
+    };
+    let optimizers = [
+        (Optimizer::SGD, 0.0),
+        (Optimizer::SGD, 0.5),
+        (Optimizer::momentum(0.9, true), 0.0),
+        (Optimizer::ADAM, 1.0),
+    ];
+    for (name, kernels) in tables() {
+        for &(d, hidden, m, nb) in shapes {
+            for loss in [Loss::Mse, Loss::CrossEntropy] {
+                if loss == Loss::CrossEntropy && m < 2 {
+                    continue;
+                }
+                let cfg = Config::new(d, hidden, m).max_batch(nb).seed(3).loss(loss);
+                for (optimizer, clip) in optimizers {
+                    let one = threaded_run(&cfg, kernels, 1, optimizer, clip);
+                    for threads in [2, 3, 4, 8] {
+                        let many = threaded_run(&cfg, kernels, threads, optimizer, clip);
+                        assert!(
+                            one == many,
+                            "{name} {d}-{hidden:?}-{m} n<={nb} {loss:?} {optimizer:?} clip \
+                             {clip}: {threads} threads differ from one"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A worker that panics: the call returns `Internal` and the model is as before it;
+/// the model then trains on as usual.
+#[test]
+fn a_panicking_worker_changes_nothing() {
+    use core::sync::atomic::Ordering;
+    let cfg = Config::new(5, &[40, 40], 2).max_batch(24).seed(9);
+    for (name, kernels) in tables() {
+        let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+        model.set_threads(3).unwrap();
+        let mut rng = Rng(4);
+        let (x, y) = (rng.vec(24 * 5), rng.vec(24 * 2));
+        model.train_step(&x, &y, 0.01).unwrap();
+        let before = (
+            flat(&model, true),
+            flat(&model, false),
+            model.optimizer_steps(),
+        );
+        PANIC_IN_WORKER.store(true, Ordering::Relaxed);
+        let got = model.train_step(&x, &y, 0.01);
+        PANIC_IN_WORKER.store(false, Ordering::Relaxed);
+        assert_eq!(got, Err(Error::Internal), "{name}");
+        let after = (
+            flat(&model, true),
+            flat(&model, false),
+            model.optimizer_steps(),
+        );
+        assert!(before == after, "{name}: a failed step changed the model");
+        model.train_step(&x, &y, 0.01).unwrap();
+        assert_eq!(model.optimizer_steps(), before.2 + 1, "{name}");
+    }
+}
+
+/// The thread count: 1 by default, `set_threads` returns what it set, refuses more
+/// than the maximum without changing anything, and 1 joins the workers.
+#[test]
+fn set_threads_counts_and_refuses() {
+    let cfg = Config::new(4, &[8], 1).max_batch(4);
+    let mut model = Model::new(&cfg).unwrap();
+    assert_eq!(model.threads(), 1);
+    assert_eq!(model.set_threads(3), Ok(3));
+    assert_eq!(model.threads(), 3);
+    assert_eq!(
+        model.set_threads(super::pool::MAX_THREADS + 1),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(model.threads(), 3);
+    assert!(model.set_threads(0).unwrap() >= 1);
+    assert_eq!(model.set_threads(1), Ok(1));
+    assert_eq!(model.threads(), 1);
+}
