@@ -343,7 +343,7 @@ enum flowmlp_status flowmlp_backward(struct flowmlp_model *model, const float *y
  learning_rate * grad) unless `flowmlp_set_optimizer` chose another.
 
  Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
- that would make any parameter or optimizer state NaN or infinite (NON_FINITE:
+ that would make any parameter or optimizer state NaN or infinite (DIVERGED:
  nothing changes). A successful step ends the kept forward. Not thread-safe on one
  model.
  */
@@ -367,6 +367,25 @@ enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
                                        size_t n,
                                        float learning_rate,
                                        float *loss_out);
+
+/*
+ Use `n` threads for this model's `forward`, `backward`, `step` and `train_step`:
+ the calling thread plus `n - 1` workers that this call starts (and the next
+ `flowmlp_set_threads`, or `flowmlp_destroy`, joins). `n = 0`: one per core
+ available to the process (at most 64); `n = 1`, the default: no workers.
+ Results are bit-identical for every `n`; work too small to pay for the hand-off
+ stays on the calling thread, and idle workers sleep. Besides creation and loading,
+ the only call that allocates. Checkpoints do not record the thread count.
+
+ Errors: NULL `model`; `n` above 256 (INVALID_ARGUMENT); the system refusing a
+ thread (OUT_OF_MEMORY). On an error the model keeps its threads.
+ */
+enum flowmlp_status flowmlp_set_threads(struct flowmlp_model *model, uint32_t n);
+
+/*
+ The number of threads the model uses (see `flowmlp_set_threads`); 1 for NULL.
+ */
+uint32_t flowmlp_threads(const struct flowmlp_model *model);
 
 /*
  Length of the flat parameter (and gradient) array; 0 for NULL.

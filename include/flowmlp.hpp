@@ -300,6 +300,17 @@ public:
         return s != nullptr ? s : "";
     }
 
+    /* Threads ------------------------------------------------------------------------ */
+
+    // Use n threads for forward, backward, step and train_step (0: one per core, 1: the
+    // default); results are bit-identical for every n (flowmlp_set_threads).
+    [[nodiscard]] flowmlp_status try_set_threads(uint32_t n) noexcept {
+        return flowmlp_set_threads(m_, n);
+    }
+    void set_threads(uint32_t n) { detail::check(try_set_threads(n), "flowmlp_set_threads"); }
+    // Threads in use; 1 for an empty model.
+    uint32_t threads() const noexcept { return flowmlp_threads(m_); }
+
     /* Training ----------------------------------------------------------------------- */
 
     // Forward pass on n rows of x (n x d); predictions (n x m) into y_out when not NULL.

@@ -309,6 +309,18 @@ fn c_optimizer_test_program_passes() {
 }
 
 #[test]
+fn c_threads_test_program_passes() {
+    build_and_run(
+        "test_threads",
+        Lang::C,
+        &[],
+        "ffi-tests/test_threads.c",
+        Sets::Every,
+        PASSED,
+    );
+}
+
+#[test]
 fn c_graph_dot_test_program_passes() {
     build_and_run(
         "test_graph",

@@ -482,7 +482,7 @@ pub unsafe extern "C" fn flowmlp_backward(
 /// learning_rate * grad) unless `flowmlp_set_optimizer` chose another.
 ///
 /// Errors: NULL `model`; a negative or non-finite rate (INVALID_ARGUMENT); an update
-/// that would make any parameter or optimizer state NaN or infinite (NON_FINITE:
+/// that would make any parameter or optimizer state NaN or infinite (DIVERGED:
 /// nothing changes). A successful step ends the kept forward. Not thread-safe on one
 /// model.
 #[no_mangle]
@@ -530,6 +530,34 @@ pub unsafe extern "C" fn flowmlp_train_step(
             unsafe { *loss_out = loss };
         }
         Ok(())
+    })
+}
+
+/// Use `n` threads for this model's `forward`, `backward`, `step` and `train_step`:
+/// the calling thread plus `n - 1` workers that this call starts (and the next
+/// `flowmlp_set_threads`, or `flowmlp_destroy`, joins). `n = 0`: one per core
+/// available to the process (at most 64); `n = 1`, the default: no workers.
+/// Results are bit-identical for every `n`; work too small to pay for the hand-off
+/// stays on the calling thread, and idle workers sleep. Besides creation and loading,
+/// the only call that allocates. Checkpoints do not record the thread count.
+///
+/// Errors: NULL `model`; `n` above 256 (INVALID_ARGUMENT); the system refusing a
+/// thread (OUT_OF_MEMORY). On an error the model keeps its threads.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_set_threads(model: *mut flowmlp_model, n: u32) -> flowmlp_status {
+    ffi_status!({
+        // SAFETY: the caller passes a live handle or NULL.
+        let mut m = unsafe { borrow(model) }?;
+        m.set_threads(n as usize).map(|_| ())
+    })
+}
+
+/// The number of threads the model uses (see `flowmlp_set_threads`); 1 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_threads(model: *const flowmlp_model) -> u32 {
+    ffi_value!(1, {
+        // SAFETY: the caller passes a live handle or NULL.
+        unsafe { borrow(model) }.map_or(1, |m| m.threads() as u32)
     })
 }
 

@@ -1,11 +1,16 @@
 //! A counting global allocator for the tests that check what allocates: include it
 //! with `#[path = "common/counting.rs"] mod counting;` (it installs itself as the
-//! test binary's `#[global_allocator]`). Only allocations made on the calling thread
-//! while `watched` runs are counted.
+//! test binary's `#[global_allocator]`). `watched` counts the allocations made on
+//! the calling thread; `allocations_on_any_thread` those of every thread of the
+//! process (for a test binary whose one test runs alone).
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+static ANY_THREAD: AtomicBool = AtomicBool::new(false);
+static ANY_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Counting;
 
@@ -17,6 +22,9 @@ thread_local! {
 }
 
 fn note(size: usize) {
+    if ANY_THREAD.load(Ordering::Relaxed) {
+        ANY_COUNT.fetch_add(1, Ordering::Relaxed);
+    }
     let _ = WATCHING.try_with(|w| {
         if w.get() {
             let _ = COUNT.try_with(|c| c.set(c.get() + 1));
@@ -91,4 +99,13 @@ pub fn watched<T>(f: impl FnOnce() -> T) -> (T, Seen) {
 /// Allocations made by `f` on this thread.
 pub fn allocations(f: impl FnOnce()) -> usize {
     watched(f).1.allocs
+}
+
+/// Allocations made by any thread of the process while `f` runs.
+pub fn allocations_on_any_thread(f: impl FnOnce()) -> usize {
+    ANY_COUNT.store(0, Ordering::SeqCst);
+    ANY_THREAD.store(true, Ordering::SeqCst);
+    f();
+    ANY_THREAD.store(false, Ordering::SeqCst);
+    ANY_COUNT.load(Ordering::SeqCst)
 }
