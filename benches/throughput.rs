@@ -14,6 +14,10 @@
 //! `optimizer_train_step/<optimizer>/<kernel set>/<shape>` the whole `train_step`
 //! with that optimizer (plain SGD's is `train_step` above), for SGD, momentum 0.9 and
 //! Adam on the `OPTIMIZER_SHAPES`.
+//!
+//! Threads: `threads/<call>/<kernel set>/<shape>/<threads>` times `train_step` and
+//! `forward` on the best kernel set with 1, 2, 4, ... threads up to the cores this
+//! process may use (`Model::set_threads`), on every shape.
 
 use std::hint::black_box;
 
@@ -146,10 +150,52 @@ fn optimizer_train_step(c: &mut Criterion) {
     group.finish();
 }
 
+/// The thread counts of the `threads` group: powers of two below the core count,
+/// and the core count.
+fn thread_counts() -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let mut v: Vec<usize> = (0..)
+        .map(|k| 1usize << k)
+        .take_while(|&t| t < cores)
+        .collect();
+    v.push(cores);
+    v
+}
+
+fn threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("threads");
+    let Some(isa) = kernel_sets().last().copied() else {
+        return;
+    };
+    for shape in &SHAPES {
+        let (x, y) = shape.batch();
+        let mut out = vec![0.0f32; shape.n * shape.m];
+        group.throughput(Throughput::Elements(shape.n as u64));
+        group.sample_size(sample_size(shape));
+        for t in thread_counts() {
+            let mut model = shape.model(isa);
+            model.set_threads(t).unwrap();
+            let id = format!("train_step/{}/{}", isa.name(), shape.name);
+            group.bench_function(BenchmarkId::new(id, t), |b| {
+                b.iter(|| model.train_step(black_box(&x), black_box(&y), LR).unwrap())
+            });
+            let id = format!("forward/{}/{}", isa.name(), shape.name);
+            group.bench_function(BenchmarkId::new(id, t), |b| {
+                b.iter(|| {
+                    model.forward(black_box(&x), Some(&mut out)).unwrap();
+                    black_box(&out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     train_step,
     forward,
+    threads,
     predict,
     optimizer_step,
     optimizer_train_step

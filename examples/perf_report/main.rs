@@ -44,6 +44,7 @@ mod baseline;
 mod common;
 mod optim;
 mod peak;
+mod threads;
 
 use baseline::Baseline;
 use common::{kernel_sets, Shape, LR, SHAPES};
@@ -631,6 +632,9 @@ fn main() {
          (on a shared host the medians can be a third slower)."
     );
     print!("{optimizers}");
+    if let Some(&(isa, peak)) = peaks.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        print!("{}", threads::section(isa, peak, quick));
+    }
     println!(
         "\n_Measured in {:.1} s{}; timed in this thread's CPU time, {on_cpu}._",
         started.elapsed().as_secs_f64(),
