@@ -412,22 +412,30 @@ fn every_thread_count_gives_bit_identical_results() {
             (1, &[1], 1, 1),
         ]
     };
-    let optimizers = [
-        (Optimizer::SGD, 0.0),
-        (Optimizer::SGD, 0.5),
-        (Optimizer::momentum(0.9, true), 0.0),
-        (Optimizer::ADAM, 1.0),
-    ];
-    for (name, kernels) in tables() {
+    let optimizers: &[(Optimizer, f32)] = if cfg!(miri) {
+        // Miri checks the hand-offs for data races: one fused and one separate update.
+        &[(Optimizer::SGD, 0.0), (Optimizer::ADAM, 1.0)]
+    } else {
+        &[
+            (Optimizer::SGD, 0.0),
+            (Optimizer::SGD, 0.5),
+            (Optimizer::momentum(0.9, true), 0.0),
+            (Optimizer::ADAM, 1.0),
+        ]
+    };
+    let counts: &[usize] = if cfg!(miri) { &[3] } else { &[2, 3, 4, 8] };
+    let sets = tables();
+    let sets = if cfg!(miri) { &sets[sets.len() - 1..] } else { &sets[..] };
+    for &(name, kernels) in sets {
         for &(d, hidden, m, nb) in shapes {
             for loss in [Loss::Mse, Loss::CrossEntropy] {
                 if loss == Loss::CrossEntropy && m < 2 {
                     continue;
                 }
                 let cfg = Config::new(d, hidden, m).max_batch(nb).seed(3).loss(loss);
-                for (optimizer, clip) in optimizers {
+                for &(optimizer, clip) in optimizers {
                     let one = threaded_run(&cfg, kernels, 1, optimizer, clip);
-                    for threads in [2, 3, 4, 8] {
+                    for &threads in counts {
                         let many = threaded_run(&cfg, kernels, threads, optimizer, clip);
                         assert!(
                             one == many,
