@@ -258,76 +258,103 @@ impl State {
                     fused,
                 });
             }
-            let all_ok = AtomicBool::new(ok);
             for l in (0..nh).rev() {
-                let lp = plan.layers[l];
-                let (a, lda) = if l == 0 {
-                    (x, plan.inputs)
-                } else {
-                    (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
-                };
-                let args = Shared(WeightGradArgs {
-                    a,
-                    lda,
-                    n,
-                    k: lp.inputs,
-                    dz: dz(l),
-                    panels: lp.panels,
-                    p0: 0,
-                    p1: lp.panels,
-                    gw: g.add(lp.w),
-                    gb: g.add(lp.b),
-                    pack: self.ptr(plan.pack),
-                    fused,
-                    head,
-                });
-                let flops = 2 * n * lp.inputs * lp.panels * PANEL;
-                self.share(true, lp.panels, PANELS, flops, |p0, p1, thread| {
-                    let args = WeightGradArgs {
-                        p0,
-                        p1,
-                        pack: self.scratch(thread),
-                        ..args.get()
-                    };
-                    if !(k.weight_grad)(&args) {
-                        all_ok.store(false, Ordering::Relaxed);
-                    }
-                })?;
-                if l > 0 {
-                    let args = InputGradArgs {
-                        dz: dz(l),
-                        n,
-                        w: p.add(lp.w),
-                        panels: lp.panels,
-                        k: lp.inputs,
-                        hp: a,
-                        ldp: lda,
-                        dzp: dz(l - 1),
-                        wt: if transposes_input_grad(n) {
-                            self.ptr(plan.wt)
-                        } else {
-                            core::ptr::null_mut()
-                        },
-                        wt_ready: false,
-                    };
-                    // Lay W out once (no rows), then the rows.
-                    (k.input_grad)(&args.rows(0, 0));
-                    let args = Shared(InputGradArgs {
-                        wt_ready: true,
-                        ..args
-                    });
-                    let flops = 2 * n * lp.inputs * lp.panels * PANEL;
-                    self.share(true, n, ROWS, flops, |i0, i1, _| {
-                        (k.input_grad)(&args.get().rows(i0, i1))
-                    })?;
-                }
+                ok &= self.layer_backward(l, x, n, g, fused, head)?;
             }
-            if all_ok.into_inner() {
+            if ok {
                 Ok(loss)
             } else {
                 Err(Error::Diverged)
             }
         }
+    }
+
+    /// Layer `l`'s weight and bias gradients (shared by panels) and, above the
+    /// first layer, the masked gradient of the layer below (shared by rows). False
+    /// when a fused update is not finite.
+    ///
+    /// # Safety
+    /// As `run_backward`, whose `x`, `n`, spare gradients `g`, `fused` and `head` these
+    /// are, with dZ of layer `l` made.
+    unsafe fn layer_backward(
+        &self,
+        l: usize,
+        x: *const f32,
+        n: usize,
+        g: *mut f32,
+        fused: Option<Fused>,
+        head: Option<HeadOne>,
+    ) -> Result<bool, Error> {
+        let (plan, k) = (&self.plan, self.kernels);
+        let p = self.params_ptr();
+        let dz = |l: usize| self.ptr(plan.dz[l % 2]);
+        let all_ok = AtomicBool::new(true);
+        // SAFETY (whole body): offsets from the plan, buffers sized for max_batch >= n
+        // rows; threads write disjoint panels or rows, each with its own scratch.
+        unsafe {
+            let lp = plan.layers[l];
+            let (a, lda) = if l == 0 {
+                (x, plan.inputs)
+            } else {
+                (self.ptr(plan.h[l - 1]) as *const f32, plan.ld[l - 1])
+            };
+            let args = Shared(WeightGradArgs {
+                a,
+                lda,
+                n,
+                k: lp.inputs,
+                dz: dz(l),
+                panels: lp.panels,
+                p0: 0,
+                p1: lp.panels,
+                gw: g.add(lp.w),
+                gb: g.add(lp.b),
+                pack: self.ptr(plan.pack),
+                fused,
+                head,
+            });
+            let flops = 2 * n * lp.inputs * lp.panels * PANEL;
+            self.share(true, lp.panels, PANELS, flops, |p0, p1, thread| {
+                let args = WeightGradArgs {
+                    p0,
+                    p1,
+                    pack: self.scratch(thread),
+                    ..args.get()
+                };
+                if !(k.weight_grad)(&args) {
+                    all_ok.store(false, Ordering::Relaxed);
+                }
+            })?;
+            if l > 0 {
+                let args = InputGradArgs {
+                    dz: dz(l),
+                    n,
+                    w: p.add(lp.w),
+                    panels: lp.panels,
+                    k: lp.inputs,
+                    hp: a,
+                    ldp: lda,
+                    dzp: dz(l - 1),
+                    wt: if transposes_input_grad(n) {
+                        self.ptr(plan.wt)
+                    } else {
+                        core::ptr::null_mut()
+                    },
+                    wt_ready: false,
+                };
+                // Lay W out once (no rows), then the rows.
+                (k.input_grad)(&args.rows(0, 0));
+                let args = Shared(InputGradArgs {
+                    wt_ready: true,
+                    ..args
+                });
+                let flops = 2 * n * lp.inputs * lp.panels * PANEL;
+                self.share(true, n, ROWS, flops, |i0, i1, _| {
+                    (k.input_grad)(&args.get().rows(i0, i1))
+                })?;
+            }
+        }
+        Ok(all_ok.into_inner())
     }
 
     /// Run `job(i0, i1, thread)` over `0..total` cut into shares of whole `unit`s, one

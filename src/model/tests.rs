@@ -425,7 +425,11 @@ fn every_thread_count_gives_bit_identical_results() {
     };
     let counts: &[usize] = if cfg!(miri) { &[3] } else { &[2, 3, 4, 8] };
     let sets = tables();
-    let sets = if cfg!(miri) { &sets[sets.len() - 1..] } else { &sets[..] };
+    let sets = if cfg!(miri) {
+        &sets[sets.len() - 1..]
+    } else {
+        &sets[..]
+    };
     for &(name, kernels) in sets {
         for &(d, hidden, m, nb) in shapes {
             for loss in [Loss::Mse, Loss::CrossEntropy] {
