@@ -365,8 +365,17 @@ impl Model {
                 self.train_one_hidden(train, x, y, learning_rate)
             }
             (RowPath::AnyDepth { train, .. }, UpdateForm::FusedSgd) if one_row => {
-                self.train_row(train, x, y, learning_rate)
+                self.train_row(train, x, y, learning_rate, true)
             }
+            // Other optimizers: the gradients of one row by the one-row program, then
+            // the optimizer's pass.
+            (
+                RowPath::AnyDepth { train, .. }
+                | RowPath::OneHidden {
+                    any_depth: train, ..
+                },
+                UpdateForm::Separate,
+            ) if one_row => self.train_row(train, x, y, learning_rate, false),
             _ => self.train_layers(x, y, learning_rate),
         }
     }

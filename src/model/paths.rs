@@ -124,7 +124,9 @@ impl Model {
         Ok(loss)
     }
 
-    /// `train_step` of one row through the any-depth fused SGD program.
+    /// `train_step` of one row through the any-depth program: with `fused`, the SGD
+    /// step as each gradient is made; else the gradients into the spare buffer, then
+    /// the optimizer's pass from there.
     #[inline]
     pub(super) fn train_row(
         &mut self,
@@ -132,6 +134,7 @@ impl Model {
         x: &[f32],
         y: &[f32],
         lr: f32,
+        fused: bool,
     ) -> Result<f32, Error> {
         let m = self.st().plan.outputs;
         if y.len() != m {
@@ -154,14 +157,20 @@ impl Model {
         let train = RowTrain {
             y: y.as_ptr(),
             grads: s.ptr(s.grads.spare().buffer),
-            fused: Some(s.fused(lr)),
+            fused: fused.then(|| s.fused(lr)),
         };
         // SAFETY: the arena is live, x holds one row and y its m targets (checked).
         let (loss, ok) = unsafe { row(&ctx, &train) };
         if !ok {
             return Err(self.refusal(x, y));
         }
-        self.st_mut().commit_fused(GradForm::Buffer);
+        let s = self.st_mut();
+        if fused {
+            s.commit_fused(GradForm::Buffer);
+        } else {
+            s.apply_update(lr, s.grads.spare().buffer)?;
+            s.commit_grads(GradForm::Buffer);
+        }
         Ok(loss)
     }
 

@@ -76,10 +76,12 @@ pub(super) enum RowPath {
         train: TrainRowFn,
     },
     /// One hidden layer of at most two panels and one output (`Plan::one_hidden`):
-    /// everything in registers; the train step leaves the gradients as factors.
+    /// everything in registers; the fused SGD step leaves the gradients as factors.
+    /// `any_depth` is the any-topology train program, for the other optimizers.
     OneHidden {
         forward: ForwardRowFn,
         train: TrainOneHiddenFn,
+        any_depth: TrainRowFn,
     },
 }
 
@@ -94,6 +96,7 @@ impl RowPath {
             (Some(r), true) => RowPath::OneHidden {
                 forward: r.forward_one_hidden,
                 train: r.train_one_hidden,
+                any_depth: r.train,
             },
         }
     }
