@@ -466,7 +466,9 @@ fn every_thread_count_gives_bit_identical_results() {
 fn a_panicking_worker_changes_nothing() {
     use core::sync::atomic::Ordering;
     let cfg = Config::new(5, &[40, 40], 2).max_batch(24).seed(9);
-    for (name, kernels) in tables() {
+    let sets = tables();
+    let sets = if cfg!(miri) { &sets[sets.len() - 1..] } else { &sets[..] };
+    for &(name, kernels) in sets {
         let mut model = Model::with_kernels(&cfg, kernels).unwrap();
         model.set_threads(3).unwrap();
         let mut rng = Rng(4);
