@@ -1,0 +1,275 @@
+//! Shape sweep: `train_step` and `forward` on shapes the benchmarks do not cover, on
+//! the best kernel set, one thread, against this core's measured FMA peak; for one
+//! row per call, also the bytes the call moves per second against the L1 and L2
+//! read bandwidth measured in the same process.
+//!
+//! ```text
+//! cargo run --release --example shape_sweep              about 3 minutes
+//! cargo run --release --example shape_sweep -- --quick   fewer rounds
+//! ```
+//!
+//! Shapes: 30 drawn with a fixed seed (d and every hidden width log-uniform in
+//! 1..=2048, depth 1..=3, m in 1..=10, n log-uniform in 1..=1024), the n = 1 versions
+//! of the six benchmark shapes, and 784-128-10 at n = 1. FLOPs count multiply-adds of
+//! the matrix products (2 each): forward 2·n·Σ in·out, train step three times that
+//! less the first layer's input gradient. Bytes of a one-row call: every weight is
+//! read once by `forward`; the fused SGD `train_step` reads it twice (forward and
+//! update) and writes the new value and its gradient, 16 bytes per weight. Each
+//! shape's calls are timed in rounds beside the peak loop (the % is the median of
+//! the per-round ratios), in this thread's CPU time where Linux has it.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use flowmlp::{Config, Isa, Model};
+
+#[path = "perf_report/peak.rs"]
+mod peak;
+
+/// A shape of the sweep.
+struct Shape {
+    d: usize,
+    hidden: Vec<usize>,
+    m: usize,
+    n: usize,
+}
+
+impl Shape {
+    fn dims(&self) -> Vec<usize> {
+        let mut v = vec![self.d];
+        v.extend(&self.hidden);
+        v.push(self.m);
+        v
+    }
+    fn name(&self) -> String {
+        let d: Vec<String> = self.dims().iter().map(|v| v.to_string()).collect();
+        format!("{} n={}", d.join("-"), self.n)
+    }
+    fn macs(&self, skip_first: bool) -> f64 {
+        let d = self.dims();
+        d.windows(2)
+            .skip(usize::from(skip_first))
+            .map(|w| (w[0] * w[1]) as f64)
+            .sum()
+    }
+    fn forward_flops(&self) -> f64 {
+        2.0 * self.n as f64 * self.macs(false)
+    }
+    fn train_flops(&self) -> f64 {
+        self.forward_flops() + 2.0 * self.n as f64 * (self.macs(false) + self.macs(true))
+    }
+}
+
+/// SplitMix64: the sweep's shapes are the same on every machine.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Log-uniform in `1..=max`.
+    fn log_uniform(&mut self, max: usize) -> usize {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((max as f64).powf(u).round() as usize).clamp(1, max)
+    }
+}
+
+fn shapes() -> Vec<Shape> {
+    let mut rng = Rng(2026);
+    let mut v: Vec<Shape> = (0..30)
+        .map(|_| {
+            let depth = 1 + (rng.next() % 3) as usize;
+            Shape {
+                d: rng.log_uniform(2048),
+                hidden: (0..depth).map(|_| rng.log_uniform(2048)).collect(),
+                m: 1 + (rng.next() % 10) as usize,
+                n: rng.log_uniform(1024),
+            }
+        })
+        .collect();
+    for (d, hidden, m) in [
+        (8, vec![32], 1),
+        (16, vec![64], 1),
+        (10, vec![64], 1),
+        (64, vec![256], 1),
+        (256, vec![1024], 1),
+        (64, vec![256, 256, 256], 4),
+        (784, vec![128], 10),
+    ] {
+        v.push(Shape { d, hidden, m, n: 1 });
+    }
+    v
+}
+
+/// This thread's CPU time in ns, or the wall clock where there is none.
+fn now_ns(origin: Instant) -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64;
+        }
+    }
+    origin.elapsed().as_nanos() as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median ns per call of each item over `rounds` rounds of batches of about
+/// `batch`, the items of a round back to back.
+fn timed(rounds: usize, batch: Duration, items: &mut [&mut dyn FnMut()]) -> Vec<Vec<f64>> {
+    let origin = Instant::now();
+    let sizes: Vec<usize> = items
+        .iter_mut()
+        .map(|f| {
+            let t = Instant::now();
+            let mut k = 0usize;
+            while k < 2 || t.elapsed() < batch / 4 {
+                f();
+                k += 1;
+            }
+            ((batch.as_secs_f64() * k as f64 / t.elapsed().as_secs_f64()) as usize).max(1)
+        })
+        .collect();
+    let mut out = vec![Vec::new(); items.len()];
+    for _ in 0..rounds {
+        for (i, f) in items.iter_mut().enumerate() {
+            f();
+            let t = now_ns(origin);
+            for _ in 0..sizes[i] {
+                f();
+            }
+            out[i].push((now_ns(origin) - t) / sizes[i] as f64);
+        }
+    }
+    out
+}
+
+/// Read bandwidth (bytes/ns) over a buffer of `bytes`, best of several passes.
+fn read_bandwidth(bytes: usize) -> f64 {
+    let v = vec![1.0f32; bytes / 4];
+    let passes = (64 << 20) / bytes;
+    let mut best = f64::INFINITY;
+    for _ in 0..7 {
+        let t = Instant::now();
+        let mut acc = [0.0f32; 16];
+        for _ in 0..passes {
+            for c in black_box(&v).chunks_exact(16) {
+                for (a, x) in acc.iter_mut().zip(c) {
+                    *a += x;
+                }
+            }
+        }
+        black_box(acc);
+        best = best.min(t.elapsed().as_nanos() as f64);
+    }
+    (bytes * passes) as f64 / best
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, batch) = if quick {
+        (5, Duration::from_millis(10))
+    } else {
+        (11, Duration::from_millis(30))
+    };
+    let isa = Isa::ALL
+        .into_iter()
+        .rfind(|i| i.is_supported())
+        .unwrap_or(Isa::Scalar);
+    let peak_loop = peak::PeakLoop::new(isa).expect("a supported set");
+    const PEAK_ITERS: u64 = 1 << 12;
+    let peak_flops = peak_loop.flops_per_iter() * PEAK_ITERS as f64;
+    let (l1, l2) = (read_bandwidth(16 << 10), read_bandwidth(256 << 10));
+    println!("# flowmlp shape sweep ({}, one thread)\n", isa.name());
+    println!(
+        "Peak: {:.1} GFLOP/s (best of the peak loop); read bandwidth: L1 (16 KiB) {l1:.0} \
+         GB/s, L2 (256 KiB) {l2:.0} GB/s.\n",
+        peak::measure_gflops(isa).unwrap_or(0.0)
+    );
+    println!(
+        "| shape | weights | train_step ns | % of peak | forward ns | % of peak | \
+         one row: train GB/s (vs L2) | forward GB/s (vs L2) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut summary: Vec<(String, f64, f64)> = Vec::new();
+    for s in shapes() {
+        let cfg = Config::new(s.d, &s.hidden, s.m)
+            .max_batch(s.n)
+            .seed(1)
+            .isa(isa);
+        let Ok(mut train) = Model::new(&cfg) else {
+            println!("| {} | (does not fit in memory) | | | | | | |", s.name());
+            continue;
+        };
+        let mut fwd = Model::new(&cfg).expect("as above");
+        let mut r = Rng(s.n as u64);
+        let x: Vec<f32> = (0..s.n * s.d)
+            .map(|_| (r.next() % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        let y: Vec<f32> = (0..s.n * s.m)
+            .map(|_| (r.next() % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        let mut out = vec![0.0f32; s.n * s.m];
+        // Tiny steps: the weights stay where they are for the whole run.
+        let lr = 1e-9;
+        let big = s.train_flops() > 5e9;
+        let rounds = if big { 3 } else { rounds };
+        let ns = timed(
+            rounds,
+            batch,
+            &mut [
+                &mut || {
+                    black_box(train.train_step(black_box(&x), &y, lr).unwrap());
+                },
+                &mut || fwd.forward(black_box(&x), Some(&mut out)).unwrap(),
+                &mut || peak_loop.run(black_box(PEAK_ITERS)),
+            ],
+        );
+        let pct = |i: usize, flops: f64| {
+            median(
+                ns[i]
+                    .iter()
+                    .zip(&ns[2])
+                    .map(|(t, p)| 100.0 * (flops / t) / (peak_flops / p))
+                    .collect(),
+            )
+        };
+        let (pt, pf) = (pct(0, s.train_flops()), pct(1, s.forward_flops()));
+        let (tn, fn_) = (median(ns[0].clone()), median(ns[1].clone()));
+        let weights = s.macs(false);
+        let row = if s.n == 1 {
+            let (bt, bf) = (16.0 * weights / tn, 4.0 * weights / fn_);
+            format!(
+                "{bt:.1} ({:.0} %) | {bf:.1} ({:.0} %)",
+                100.0 * bt / l2,
+                100.0 * bf / l2
+            )
+        } else {
+            " | ".to_string()
+        };
+        println!(
+            "| {} | {weights:.0} | {tn:.0} | {pt:.1} | {fn_:.0} | {pf:.1} | {row} |",
+            s.name()
+        );
+        summary.push((s.name(), pt, pf));
+    }
+    let below = |lim: f64| summary.iter().filter(|s| s.1 < lim).count();
+    println!(
+        "\n{} shapes; train_step below 50 % of peak: {}, below 75 %: {}, below 88 %: {}.",
+        summary.len(),
+        below(50.0),
+        below(75.0),
+        below(88.0)
+    );
+}
