@@ -467,7 +467,11 @@ fn a_panicking_worker_changes_nothing() {
     use core::sync::atomic::Ordering;
     let cfg = Config::new(5, &[40, 40], 2).max_batch(24).seed(9);
     let sets = tables();
-    let sets = if cfg!(miri) { &sets[sets.len() - 1..] } else { &sets[..] };
+    let sets = if cfg!(miri) {
+        &sets[sets.len() - 1..]
+    } else {
+        &sets[..]
+    };
     for &(name, kernels) in sets {
         let mut model = Model::with_kernels(&cfg, kernels).unwrap();
         model.set_threads(3).unwrap();
