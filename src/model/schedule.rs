@@ -373,7 +373,10 @@ impl State {
                 let t = pool.threads();
                 pool.run(&|i| {
                     #[cfg(test)]
-                    if i > 0 && tests::PANIC_IN_WORKER.load(Ordering::Relaxed) {
+                    if i > 0
+                        && tests::PANIC_IN_WORKER.load(Ordering::Relaxed)
+                            == self as *const State as usize
+                    {
                         panic!("a worker's share panics (test)");
                     }
                     let (i0, i1) = share_of(total, unit, t, i);

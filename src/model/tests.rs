@@ -327,9 +327,10 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
     }
 }
 
-/// Set by a test to make every worker's share of a job panic.
-pub(super) static PANIC_IN_WORKER: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);
+/// Set by a test to the address of a model's header: every worker's share of that
+/// model's jobs panics (other tests' models, running at the same time, do not).
+pub(super) static PANIC_IN_WORKER: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
 
 /// Everything a model's calls return and keep, as bits: the loss and predictions of
 /// each call, then the gradients, the parameters and the checkpoint (parameters,
@@ -401,7 +402,7 @@ fn threaded_run(
 fn every_thread_count_gives_bit_identical_results() {
     use crate::{Loss, Optimizer};
     let shapes: &[(usize, &[usize], usize, usize)] = if cfg!(miri) {
-        &[(3, &[40], 1, 17)]
+        &[(3, &[40], 1, 9)]
     } else {
         &[
             (3, &[40], 1, 20),
@@ -413,8 +414,9 @@ fn every_thread_count_gives_bit_identical_results() {
         ]
     };
     let optimizers: &[(Optimizer, f32)] = if cfg!(miri) {
-        // Miri checks the hand-offs for data races: one fused and one separate update.
-        &[(Optimizer::SGD, 0.0), (Optimizer::ADAM, 1.0)]
+        // Miri checks the hand-offs for data races: every kind of share (forward
+        // rows, weight-gradient panels, update values).
+        &[(Optimizer::ADAM, 1.0)]
     } else {
         &[
             (Optimizer::SGD, 0.0),
@@ -465,7 +467,7 @@ fn every_thread_count_gives_bit_identical_results() {
 #[test]
 fn a_panicking_worker_changes_nothing() {
     use core::sync::atomic::Ordering;
-    let cfg = Config::new(5, &[40, 40], 2).max_batch(24).seed(9);
+    let cfg = Config::new(5, &[40, 40], 2).max_batch(17).seed(9);
     let sets = tables();
     let sets = if cfg!(miri) {
         &sets[sets.len() - 1..]
@@ -476,16 +478,16 @@ fn a_panicking_worker_changes_nothing() {
         let mut model = Model::with_kernels(&cfg, kernels).unwrap();
         model.set_threads(3).unwrap();
         let mut rng = Rng(4);
-        let (x, y) = (rng.vec(24 * 5), rng.vec(24 * 2));
+        let (x, y) = (rng.vec(17 * 5), rng.vec(17 * 2));
         model.train_step(&x, &y, 0.01).unwrap();
         let before = (
             flat(&model, true),
             flat(&model, false),
             model.optimizer_steps(),
         );
-        PANIC_IN_WORKER.store(true, Ordering::Relaxed);
+        PANIC_IN_WORKER.store(model.st() as *const _ as usize, Ordering::Relaxed);
         let got = model.train_step(&x, &y, 0.01);
-        PANIC_IN_WORKER.store(false, Ordering::Relaxed);
+        PANIC_IN_WORKER.store(0, Ordering::Relaxed);
         assert_eq!(got, Err(Error::Internal), "{name}");
         let after = (
             flat(&model, true),
