@@ -30,10 +30,11 @@ use crate::layout::transposes_input_grad;
 use crate::optim::{clip_scale, Update};
 use crate::Error;
 
-/// Shares are whole blocks of this many rows (the largest row tile), panels, and
-/// values of an optimizer step (a cache line of floats, 16 vectors of AVX-512).
+/// Shares are whole blocks of this many rows (the largest row tile), panels (the
+/// AVX-512 tiles pair panels, and make a share's odd panel alone: the values do not
+/// change), and values of an optimizer step (16 cache lines).
 const ROWS: usize = 8;
-const PANELS: usize = 2;
+const PANELS: usize = 1;
 const VALUES: usize = 256;
 
 /// Work below which a product stays on the calling thread: waking a worker costs
