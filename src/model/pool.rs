@@ -4,7 +4,7 @@
 //! returns when all have finished. Nothing is allocated per job.
 //!
 //! Workers spin for a short while after a job (the next layer's job usually comes
-//! within microseconds), then park: idle workers use no CPU.
+//! within microseconds), then offer their core, then park: idle workers use no CPU.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,9 +17,27 @@ use crate::Error;
 /// Most threads a model may use.
 pub(crate) const MAX_THREADS: usize = 256;
 
-/// Spins of a waiting worker before it parks, and of the calling thread before it
-/// yields its core while waiting for the workers.
-const SPINS: u32 = 1 << 12;
+/// How a thread waits: `SPINS` pause instructions (the fastest hand-off when every
+/// thread has a core of its own), then `YIELDS` offers of its core to another
+/// thread (the hand-off when threads share a core: a busy machine, or more threads
+/// than cores), then a worker parks (the calling thread goes on yielding).
+const SPINS: u32 = 1 << 10;
+const YIELDS: u32 = 64;
+
+/// One step of waiting, the `k`-th; false once a worker should park.
+#[inline]
+fn backoff(k: &mut u32) -> bool {
+    *k += 1;
+    if *k <= SPINS {
+        core::hint::spin_loop();
+        true
+    } else if *k <= SPINS + YIELDS {
+        std::thread::yield_now();
+        true
+    } else {
+        false
+    }
+}
 
 type Job = *const (dyn Fn(usize) + Sync);
 
@@ -146,12 +164,9 @@ impl Pool {
             t.unpark();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let mut spins = 0u32;
+        let mut k = 0u32;
         while sh.pending.load(Ordering::Acquire) != 0 {
-            if spins < SPINS {
-                spins += 1;
-                core::hint::spin_loop();
-            } else {
+            if !backoff(&mut k) {
                 std::thread::yield_now();
             }
         }
@@ -182,17 +197,14 @@ impl Drop for Pool {
 fn worker(sh: &Shared, index: usize) {
     let mut seen = 0usize;
     loop {
-        // Wait for a new epoch: spin a while, then park.
-        let mut spins = 0u32;
+        // Wait for a new epoch: spin, yield, then park.
+        let mut k = 0u32;
         let epoch = loop {
             let e = sh.epoch.load(Ordering::Acquire);
             if e != seen {
                 break e;
             }
-            if spins < SPINS {
-                spins += 1;
-                core::hint::spin_loop();
-            } else {
+            if !backoff(&mut k) {
                 std::thread::park();
             }
         };
