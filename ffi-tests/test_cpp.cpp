@@ -68,6 +68,13 @@ static void try_family() {
     CHECK_EQ_INT(m.max_batch(), 4);
     CHECK_EQ_INT(m.config().hidden[0], 8);
     CHECK(m.config().isa != FLOWMLP_ISA_AUTO);
+    // Threads: the default, a count, a refusal that keeps it, and back to one.
+    CHECK_EQ_INT(m.threads(), 1);
+    CHECK_EQ_INT(m.try_set_threads(2), FLOWMLP_OK);
+    CHECK_EQ_INT(m.threads(), 2);
+    CHECK_EQ_INT(m.try_set_threads(1000), FLOWMLP_ERROR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(m.threads(), 2);
+    CHECK_EQ_INT(m.try_set_threads(1), FLOWMLP_OK);
 
     // Lengths are checked before C sees them.
     const std::vector<float> x(XOR_X, XOR_X + 8), y(XOR_Y, XOR_Y + 4);

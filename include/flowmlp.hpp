@@ -307,7 +307,9 @@ public:
     [[nodiscard]] flowmlp_status try_set_threads(uint32_t n) noexcept {
         return flowmlp_set_threads(m_, n);
     }
+#if FLOWMLP_HPP_EXCEPTIONS
     void set_threads(uint32_t n) { detail::check(try_set_threads(n), "flowmlp_set_threads"); }
+#endif
     // Threads in use; 1 for an empty model.
     uint32_t threads() const noexcept { return flowmlp_threads(m_); }
 
