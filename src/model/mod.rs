@@ -25,8 +25,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+use core::alloc::Layout;
 use core::ptr::NonNull;
-use std::alloc::Layout;
 
 use crate::config::{Config, Isa};
 use crate::init;
@@ -58,11 +58,15 @@ impl Drop for Model {
         // dropping.
         self.st_mut().pool = None;
         let s = self.st();
+        // Only heap models own their memory (`owned` is always None without `std`).
+        #[cfg(feature = "std")]
         if let Some(layout) = s.owned {
             let base = s.base;
             // SAFETY: `base` was returned by `alloc_zeroed(layout)` in `Model::new`.
             unsafe { std::alloc::dealloc(base, layout) };
         }
+        #[cfg(not(feature = "std"))]
+        let _ = s;
     }
 }
 
@@ -107,7 +111,9 @@ fn check_lr(lr: f32) -> Result<(), Error> {
 }
 
 impl Model {
-    /// Validate `config`, allocate the arena, and initialize the parameters.
+    /// Validate `config`, allocate the arena, and initialize the parameters. (Needs
+    /// `std`; without it, see [`Model::new_in`].)
+    #[cfg(feature = "std")]
     pub fn new(config: &Config) -> Result<Model, Error> {
         // The config first, then the kernel set: the C API reports them in that order.
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
@@ -483,6 +489,15 @@ impl Model {
         plan.for_each_index(|flat, int, _, _| p[int] = values[flat]);
         self.st_mut().drop_forward();
         Ok(())
+    }
+
+    /// `set_params` from `value(flat)`, for checkpoints (whose values are checked
+    /// finite before the model is created).
+    pub(crate) fn restore_params(&mut self, value: impl Fn(usize) -> f32) {
+        let plan = self.st().plan;
+        let p = self.params_mut();
+        plan.for_each_index(|flat, int, _, _| p[int] = value(flat));
+        self.st_mut().drop_forward();
     }
 
     fn export(&self, internal: &[f32], out: &mut [f32]) -> Result<(), Error> {
