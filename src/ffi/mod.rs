@@ -789,10 +789,10 @@ fn load_isa(isa: u32) -> Result<Isa, Error> {
 /// before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
 /// INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
 ///
+/// Needs the heap, as `flowmlp_create` (without `std`: `flowmlp_load_in`).
+///
 /// # Safety
 /// `buf` is NULL or valid for reading `len` bytes; `out_model` is NULL or writable.
-///
-/// Needs the heap, as `flowmlp_create` (without `std`: `flowmlp_load_in`).
 #[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_load(
@@ -915,11 +915,11 @@ unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a std::path::Path, Error
 /// renamed (IO). Unlike the other calls on a model this one allocates (the bytes and
 /// the temporary file's name). Reads the model only.
 ///
+/// Needs `std` (absent from a build without it).
+///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `model` is NULL or a live handle, not
 /// being changed by another thread.
-///
-/// Needs `std` (absent from a build without it).
 #[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_save_file(
@@ -940,10 +940,10 @@ pub unsafe extern "C" fn flowmlp_save_file(
 /// cannot be opened or read (a file too short, too long or inconsistent with its
 /// header is BAD_CHECKPOINT).
 ///
+/// Needs `std` (absent from a build without it).
+///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `out_model` is NULL or writable.
-///
-/// Needs `std` (absent from a build without it).
 #[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_load_file(

@@ -1,6 +1,7 @@
 /*
  * Minimal start-up for qemu's mps2-an386 (Cortex-M4F): the vector table, a reset
- * handler that turns on the FPU, copies .data, clears .bss and calls main, and a
+ * handler that turns on the FPU, copies .data, clears .bss, opens the semihosting
+ * stdio and calls main (no static constructors: this is C), and a
  * semihosting exit that reports success or failure to qemu (exit status 0 or 1).
  */
 #include <stdint.h>
@@ -9,7 +10,6 @@
 extern uint32_t __stack_top, __data_load, __data_start, __data_end, __bss_start, __bss_end;
 extern int main(void);
 extern void initialise_monitor_handles(void);
-extern void __libc_init_array(void);
 void semihosting_exit(int ok);
 
 /* SYS_EXIT with ADP_Stopped_ApplicationExit (qemu exits 0) or
@@ -29,7 +29,6 @@ void Reset_Handler(void) {
     __asm__ volatile("dsb\n\tisb" ::: "memory");
     memcpy(&__data_start, &__data_load, (size_t)((char *)&__data_end - (char *)&__data_start));
     memset(&__bss_start, 0, (size_t)((char *)&__bss_end - (char *)&__bss_start));
-    __libc_init_array();
     initialise_monitor_handles();
     semihosting_exit(main() == 0);
 }
@@ -44,8 +43,10 @@ void Fault_Handler(void) {
     semihosting_exit(0);
 }
 
-__attribute__((section(".vectors"), used)) static void (*const vectors[16])(void) = {
-    (void (*)(void))&__stack_top, Reset_Handler, Fault_Handler, Fault_Handler, Fault_Handler,
-    Fault_Handler, Fault_Handler, 0, 0, 0, 0, Fault_Handler, Fault_Handler, 0, Fault_Handler,
-    Fault_Handler,
+#define HANDLER(f) ((uintptr_t)(f))
+__attribute__((section(".vectors"), used)) static const uintptr_t vectors[16] = {
+    (uintptr_t)&__stack_top, HANDLER(Reset_Handler), HANDLER(Fault_Handler), HANDLER(Fault_Handler),
+    HANDLER(Fault_Handler),  HANDLER(Fault_Handler), HANDLER(Fault_Handler), 0,
+    0,                       0,                      0,                      HANDLER(Fault_Handler),
+    HANDLER(Fault_Handler),  0,                      HANDLER(Fault_Handler), HANDLER(Fault_Handler),
 };
