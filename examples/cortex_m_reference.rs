@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     for (i, (&f, &h)) in fw_params.iter().zip(&host_params).enumerate() {
         identical += usize::from(f.to_bits() == h.to_bits());
         let err = (f - h).abs() / h.abs().max(1.0);
-        if !(err <= worst) {
+        if err > worst || err.is_nan() {
             (worst, worst_i) = (err, i);
         }
     }

@@ -47,7 +47,7 @@ pub struct Signal {
 }
 
 /// cos and sin of the two angular steps, 0.1 and 0.37 rad.
-const COS1: f32 = 0.995_004_17;
+const COS1: f32 = 0.995_004_2;
 const SIN1: f32 = 0.099_833_42;
 const COS2: f32 = 0.932_327_5;
 const SIN2: f32 = 0.361_615_1;

@@ -34,7 +34,7 @@ static uint8_t saved[CHECKPOINT];
 void semihosting_exit(int ok); /* startup.c */
 
 /* cos and sin of the two angular steps, 0.1 and 0.37 rad (as in session.rs). */
-static const float COS1 = 0.99500417f, SIN1 = 0.09983342f;
+static const float COS1 = 0.9950042f, SIN1 = 0.09983342f;
 static const float COS2 = 0.9323275f, SIN2 = 0.3616151f;
 
 struct signal {
