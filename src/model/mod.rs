@@ -18,7 +18,32 @@
 
 mod factors;
 mod paths;
+#[cfg(feature = "std")]
 mod pool;
+/// Without `std` there are no threads: a pool that cannot exist, so the threaded
+/// paths compile to the one-thread path.
+#[cfg(not(feature = "std"))]
+mod pool {
+    use crate::Error;
+
+    /// Most threads a model may use without `std`.
+    pub(crate) const MAX_THREADS: usize = 1;
+
+    /// Uninhabited: `State::pool` is always `None`.
+    pub(crate) enum Pool {}
+
+    impl Pool {
+        pub(crate) fn threads(&self) -> usize {
+            match *self {}
+        }
+        pub(crate) fn scratch(&self, _index: usize) -> *mut f32 {
+            match *self {}
+        }
+        pub(crate) fn run(&self, _job: &(dyn Fn(usize) + Sync)) -> Result<(), Error> {
+            match *self {}
+        }
+    }
+}
 mod predict;
 mod schedule;
 mod state;
@@ -426,10 +451,14 @@ impl Model {
     /// process; `n = 1` (the default) joins the workers. Returns the count in use.
     /// Results are bit-identical for every count. Allocates (the threads and their
     /// packing scratch); refused with `InvalidArgument` above `MAX_THREADS` (256),
-    /// changing nothing. Checkpoints do not carry the count.
+    /// changing nothing. Checkpoints do not carry the count. Without `std` there are
+    /// no threads: `n` 0 and 1 give 1, more is `InvalidArgument`.
     pub fn set_threads(&mut self, n: usize) -> Result<usize, Error> {
         let n = match n {
+            #[cfg(feature = "std")]
             0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
+            #[cfg(not(feature = "std"))]
+            0 => 1,
             n => n,
         }
         .min(MAX_THREADS_AUTO.max(n));
@@ -444,10 +473,13 @@ impl Model {
             return Ok(n);
         }
         // The new workers first: a refusal keeps the old ones.
+        #[cfg(feature = "std")]
         let new = match n {
             1 => None,
             n => Some(pool::Pool::new(n, self.st().plan.pack_len)?),
         };
+        #[cfg(not(feature = "std"))]
+        let new = None;
         self.st_mut().pool = new;
         Ok(n)
     }
