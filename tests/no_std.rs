@@ -219,6 +219,16 @@ fn auto_picks_a_set_this_build_can_run() {
     let model = new_in(&config().isa(Isa::Auto), &mut a).unwrap();
     assert!(model.isa().is_supported());
     assert!(Isa::Scalar.is_supported() && !FOREIGN.is_supported());
+    // Without std there are no threads.
+    #[cfg(not(feature = "std"))]
+    {
+        let mut b = arena();
+        let mut m = new_in(&config(), &mut b).unwrap();
+        assert_eq!(m.set_threads(0), Ok(1));
+        assert_eq!(m.set_threads(1), Ok(1));
+        assert_eq!(m.set_threads(2), Err(Error::InvalidArgument));
+        assert_eq!(m.threads(), 1);
+    }
     // Without std the CPU is not probed: a SIMD set only when the build targets it.
     #[cfg(all(not(feature = "std"), target_arch = "x86_64"))]
     assert_eq!(
