@@ -275,6 +275,9 @@ extern "C" {
  On success `*out_model` receives a handle owned by the caller, to be freed with
  `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
  must not be NULL. This is the only call that allocates.
+
+ Needs the heap: a build without the `std` feature (bare metal) lacks this symbol;
+ use `flowmlp_create_in` there.
  */
 enum flowmlp_status flowmlp_create(const struct flowmlp_config *config,
                                    struct flowmlp_model **out_model);
@@ -378,7 +381,8 @@ enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
  the only call that allocates. Checkpoints do not record the thread count.
 
  Errors: NULL `model`; `n` above 256 (INVALID_ARGUMENT); the system refusing a
- thread (OUT_OF_MEMORY). On an error the model keeps its threads.
+ thread (OUT_OF_MEMORY). On an error the model keeps its threads. A build without
+ `std` (bare metal) has no threads: `n` 0 and 1 give one, more is INVALID_ARGUMENT.
  */
 enum flowmlp_status flowmlp_set_threads(struct flowmlp_model *model, uint32_t n);
 
@@ -451,6 +455,9 @@ const char *flowmlp_status_message(int status);
  `errno`). The string belongs to the thread: valid until its next failed call or
  its end; do not free. Allocates nothing, now or in the failing call (which formats
  at most 255 bytes into a per-thread buffer).
+
+ A build without `std` (bare metal) keeps no per-thread text: the sentence is then
+ `flowmlp_status_message`'s for the last failed call in the whole program (static).
  */
 const char *flowmlp_last_error_message(void);
 
@@ -507,6 +514,8 @@ enum flowmlp_status flowmlp_save(const struct flowmlp_model *model,
  before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
  INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
 
+ Needs the heap, as `flowmlp_create` (without `std`: `flowmlp_load_in`).
+
  # Safety
  `buf` is NULL or valid for reading `len` bytes; `out_model` is NULL or writable.
  */
@@ -515,6 +524,39 @@ enum flowmlp_status flowmlp_load(const uint8_t *buf,
                                  uint32_t max_batch,
                                  uint32_t isa,
                                  struct flowmlp_model **out_model);
+
+/*
+ Bytes of memory `flowmlp_load_in` needs for the model in checkpoint `buf[0..len]`
+ with room for `max_batch` rows and kernel set `isa` (as `flowmlp_arena_size` for
+ its configuration); 0 for a NULL `buf`, a bad checkpoint, `max_batch` 0, an
+ unknown `isa` value, or a size that overflows `size_t`.
+
+ # Safety
+ `buf` is NULL or valid for reading `len` bytes.
+ */
+size_t flowmlp_load_arena_size(const uint8_t *buf, size_t len, uint32_t max_batch, uint32_t isa);
+
+/*
+ `flowmlp_load` into caller-owned memory, as `flowmlp_create_in`: the model, handle
+ included, lives in `memory[0..size]`, which must be 64-byte aligned and at least
+ `flowmlp_load_arena_size(buf, len, max_batch, isa)` bytes (INVALID_ARGUMENT
+ otherwise) and stays the caller's (`flowmlp_destroy` frees nothing). Nothing is
+ allocated; works in every build, bare metal included.
+
+ Errors: as `flowmlp_load` (the checkpoint is checked first), then as
+ `flowmlp_create_in`.
+
+ # Safety
+ `buf` is NULL or valid for reading `len` bytes; `memory` as for
+ `flowmlp_create_in`; `out_model` is NULL or writable.
+ */
+enum flowmlp_status flowmlp_load_in(const uint8_t *buf,
+                                    size_t len,
+                                    uint32_t max_batch,
+                                    uint32_t isa,
+                                    void *memory,
+                                    size_t size,
+                                    struct flowmlp_model **out_model);
 
 /*
  Save `model`'s checkpoint (as `flowmlp_save`) to the file `path`, atomically: it
@@ -527,6 +569,8 @@ enum flowmlp_status flowmlp_load(const uint8_t *buf,
  renamed (IO). Unlike the other calls on a model this one allocates (the bytes and
  the temporary file's name). Reads the model only.
 
+ Needs `std` (absent from a build without it).
+
  # Safety
  `path` is NULL or a NUL-terminated string; `model` is NULL or a live handle, not
  being changed by another thread.
@@ -538,6 +582,8 @@ enum flowmlp_status flowmlp_save_file(const struct flowmlp_model *model, const c
  justifies. Errors: as `flowmlp_load`, plus NULL `path`, and IO when the file
  cannot be opened or read (a file too short, too long or inconsistent with its
  header is BAD_CHECKPOINT).
+
+ Needs `std` (absent from a build without it).
 
  # Safety
  `path` is NULL or a NUL-terminated string; `out_model` is NULL or writable.

@@ -66,11 +66,16 @@
 //! A reader refuses sections, lengths and versions it does not know; this build
 //! writes version 2 only.
 //!
+//! Without `std` (see the crate docs), [`Model::save`] and [`Model::load_in`] work on
+//! byte buffers as they do with it; [`Model::load`] (the heap) and files need `std`.
+//!
 //! Files ([`Model::save_file`]) are written to a temporary file in the same
 //! directory, synced, renamed over the target, and the directory is synced, so a
 //! crash or a full disk during a save leaves the previous checkpoint intact.
 
+#[cfg(feature = "std")]
 use std::io::{Read, Write};
+#[cfg(feature = "std")]
 use std::path::Path;
 
 use crate::config::{Config, Isa, Loss, MAX_HIDDEN};
@@ -321,6 +326,7 @@ impl Header {
     }
 
     /// Bytes of the longest checkpoint this header allows.
+    #[cfg(any(feature = "std", test))]
     pub(crate) fn max_len(&self) -> usize {
         self.base_len + self.most_vectors() * 4 * self.param_count
     }
@@ -473,6 +479,23 @@ pub(crate) fn check(b: &[u8]) -> Result<Checked<'_>, Error> {
     })
 }
 
+/// Check `bytes` and the loader's choices: the checkpoint and the model's config.
+fn checked_config(
+    bytes: &[u8],
+    max_batch: usize,
+    isa: Isa,
+) -> Result<(Checked<'_>, Config), Error> {
+    if max_batch == 0 {
+        return Err(crate::last_error::refuse!(
+            InvalidConfig,
+            "max_batch must be >= 1, got 0"
+        ));
+    }
+    let ck = check(bytes)?;
+    let config = ck.header.config.max_batch(max_batch).isa(isa);
+    Ok((ck, config))
+}
+
 impl Model {
     /// Bytes of this model's checkpoint ([`Model::save`]). It depends on the optimizer
     /// (see [`Model::set_optimizer`]), whose state vectors the checkpoint carries.
@@ -549,7 +572,8 @@ impl Model {
     /// step count and state) come back bit for bit, so that training goes on as it
     /// would have in the saved model (bit for bit on the same kernel set); gradients
     /// are zero and there is no kept forward, as after [`Model::new`]. A version-1
-    /// checkpoint gives mean squared error and fresh plain SGD.
+    /// checkpoint gives mean squared error and fresh plain SGD. (Needs `std`; without
+    /// it, see [`Model::load_in`].)
     ///
     /// Errors: `max_batch` 0 is `InvalidConfig` (as in [`Model::new`]: it becomes the
     /// model's `config().max_batch`); anything wrong with the bytes
@@ -558,35 +582,57 @@ impl Model {
     /// non-finite optimizer state) is `BadCheckpoint`, found before anything is
     /// allocated; then as [`Model::new`] (`UnsupportedIsa`, `InvalidConfig` when
     /// `max_batch` makes the arena overflow, `OutOfMemory`).
+    #[cfg(feature = "std")]
     pub fn load(bytes: &[u8], max_batch: usize, isa: Isa) -> Result<Model, Error> {
-        if max_batch == 0 {
-            return Err(crate::last_error::refuse!(
-                InvalidConfig,
-                "max_batch must be >= 1, got 0"
-            ));
-        }
-        let ck = check(bytes)?;
-        let config = ck.header.config.max_batch(max_batch).isa(isa);
+        let (ck, config) = checked_config(bytes, max_batch, isa)?;
         // Sizes first, so that an overflowing max_batch allocates nothing.
         Model::arena_size_for(&config)?;
-        let mut values: Vec<f32> = Vec::new();
-        values
-            .try_reserve_exact(ck.header.param_count)
-            .map_err(|_| Error::OutOfMemory)?;
-        values.extend(
-            ck.params
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
         let mut model = Model::new(&config)?;
-        model.set_params(&values)?;
-        let (o, count) = (&ck.optimizer, ck.header.param_count);
-        model
-            .restore_optimizer(o.optimizer, o.clip_norm, o.steps, |which, flat| {
-                o.state(which, flat, count)
-            })
-            .map_err(|_| Error::BadCheckpoint)?;
+        model.restore(&ck)?;
         Ok(model)
+    }
+
+    /// The configuration of the model [`Model::load_in`] would build from `bytes`
+    /// with `max_batch` rows and kernel set `isa` (checked as `load` checks them):
+    /// pass it to [`Model::arena_size_for`] for the memory `load_in` needs.
+    pub fn checkpoint_config(bytes: &[u8], max_batch: usize, isa: Isa) -> Result<Config, Error> {
+        Ok(checked_config(bytes, max_batch, isa)?.1)
+    }
+
+    /// [`Model::load`] into caller-owned memory, as [`Model::new_in`]: the model lives
+    /// in `memory[..size]`, which must be 64-byte aligned and at least
+    /// `Model::arena_size_for(&Model::checkpoint_config(bytes, max_batch, isa)?)`
+    /// bytes. Allocates nothing; works without `std`.
+    ///
+    /// Errors: as [`Model::load`], then as [`Model::new_in`].
+    ///
+    /// # Safety
+    /// As [`Model::new_in`]: `memory` is valid for reads and writes of `size` bytes,
+    /// is used by nothing else while the model lives, and outlives it.
+    pub unsafe fn load_in(
+        bytes: &[u8],
+        max_batch: usize,
+        isa: Isa,
+        memory: *mut u8,
+        size: usize,
+    ) -> Result<Model, Error> {
+        let (ck, config) = checked_config(bytes, max_batch, isa)?;
+        // SAFETY: the caller's promise, passed on.
+        let mut model = unsafe { Model::new_in(&config, memory, size) }?;
+        model.restore(&ck)?;
+        Ok(model)
+    }
+
+    /// Write a checked checkpoint's parameters and optimizer into a fresh model of its
+    /// topology.
+    fn restore(&mut self, ck: &Checked<'_>) -> Result<(), Error> {
+        let p = ck.params;
+        self.restore_params(|flat| f32_at(p, 4 * flat));
+        let (o, count) = (&ck.optimizer, ck.header.param_count);
+        self.restore_optimizer(o.optimizer, o.clip_norm, o.steps, |which, flat| {
+            o.state(which, flat, count)
+        })
+        .map_err(|_| Error::BadCheckpoint)
     }
 
     /// Save the checkpoint to the file `path`, atomically: written to a temporary
@@ -596,6 +642,7 @@ impl Model {
     /// `Io` (the details are not kept; use [`Model::save`] and your own I/O for
     /// them), `OutOfMemory`. Unlike the other calls of a model this one allocates
     /// (the checkpoint's bytes and the temporary file's name).
+    #[cfg(feature = "std")]
     pub fn save_file(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let n = self.save_size();
         let mut bytes: Vec<u8> = Vec::new();
@@ -609,6 +656,7 @@ impl Model {
     /// header justifies: a header that does not match the file's length is
     /// `BadCheckpoint` before the rest is read. `Io` when the file cannot be opened or
     /// read.
+    #[cfg(feature = "std")]
     pub fn load_file(path: impl AsRef<Path>, max_batch: usize, isa: Isa) -> Result<Model, Error> {
         if max_batch == 0 {
             return Err(crate::last_error::refuse!(
@@ -649,6 +697,7 @@ impl Model {
 }
 
 /// Fill `buf` from `r`: a short file is `BadCheckpoint`, a read error `Io`.
+#[cfg(feature = "std")]
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<(), Error> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::BadCheckpoint,
@@ -657,6 +706,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<(), Error> {
 }
 
 /// Write `bytes` to `path` through a synced temporary file in the same directory.
+#[cfg(feature = "std")]
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::{Error as IoError, ErrorKind};
     let name = path

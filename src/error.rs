@@ -39,6 +39,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every error, in declaration order.
+    #[cfg(not(feature = "std"))]
+    pub(crate) const ALL: [Error; 12] = [
+        Error::NullPointer,
+        Error::InvalidConfig,
+        Error::InvalidArgument,
+        Error::BatchTooLarge,
+        Error::OutOfMemory,
+        Error::NoForward,
+        Error::NonFinite,
+        Error::UnsupportedIsa,
+        Error::Internal,
+        Error::BadCheckpoint,
+        Error::Io,
+        Error::Diverged,
+    ];
+
     /// One static, human-readable sentence.
     pub fn message(self) -> &'static str {
         self.c_message().to_str().unwrap_or("flowmlp error")
@@ -81,4 +98,4 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}

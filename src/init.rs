@@ -16,6 +16,8 @@
 //! output layer; every bias starts at zero. (We do not use `rand`'s generators here:
 //! they are documented as not value-stable across platforms or releases.)
 
+use crate::math;
+
 /// SplitMix64: tiny, fast, and the same everywhere.
 pub(crate) struct SplitMix64(u64);
 
@@ -41,7 +43,7 @@ impl SplitMix64 {
     pub(crate) fn normal(&mut self) -> f64 {
         let u1 = self.uniform();
         let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (core::f64::consts::TAU * u2).cos()
+        math::sqrt(-2.0 * math::ln(u1)) * math::cos(core::f64::consts::TAU * u2)
     }
 }
 
@@ -49,7 +51,7 @@ impl SplitMix64 {
 /// the linear output layer.
 pub(crate) fn weight_std(fan_in: usize, output_layer: bool) -> f64 {
     let gain = if output_layer { 1.0 } else { 2.0 };
-    (gain / fan_in as f64).sqrt()
+    math::sqrt(gain / fan_in as f64)
 }
 
 #[cfg(test)]

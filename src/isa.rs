@@ -1,6 +1,13 @@
 //! The kernel sets by name, which of them this CPU runs, and which one a model gets:
 //! `FLOWMLP_ISA` and the best supported set, each decided once per process.
 //!
+//! Without `std` there is no run-time probe and no environment: a set is supported
+//! when the build targets it (`cfg!(target_feature = ...)`: `-C
+//! target-feature=+avx2,+fma` or `+avx512f`, or a `target-cpu` that has them; NEON is
+//! on by default for aarch64 targets), which is sound on any CPU the binary runs on
+//! and needs nothing from the operating system (on bare-metal x86 the firmware must
+//! have enabled the AVX state it compiled for).
+//!
 //! A leaf: the kernels build their tables on this, and the configuration names it.
 
 use crate::last_error::refuse;
@@ -68,7 +75,9 @@ impl Isa {
     }
 
     /// Whether this CPU (and this build's target) can run the set. Feature detection
-    /// is cached by the standard library.
+    /// is cached by the standard library. Without `std`: whether the build targets
+    /// the set (see the module docs).
+    #[cfg(feature = "std")]
     pub fn is_supported(self) -> bool {
         match self {
             Isa::Scalar => true,
@@ -81,9 +90,26 @@ impl Isa {
             _ => false,
         }
     }
+
+    /// Whether this CPU (and this build's target) can run the set. Without `std`, the
+    /// features the build targets decide (see the module docs).
+    #[cfg(not(feature = "std"))]
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => cfg!(all(target_feature = "avx2", target_feature = "fma")),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => cfg!(target_feature = "avx512f"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => cfg!(target_feature = "neon"),
+            _ => false,
+        }
+    }
 }
 
 /// The best set this CPU runs, detected once per process.
+#[cfg(feature = "std")]
 pub(crate) fn best() -> Isa {
     static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *BEST.get_or_init(|| {
@@ -94,8 +120,18 @@ pub(crate) fn best() -> Isa {
     })
 }
 
+/// The best set this build targets (no run-time probe without `std`).
+#[cfg(not(feature = "std"))]
+pub(crate) fn best() -> Isa {
+    [Isa::Avx512, Isa::Avx2, Isa::Neon]
+        .into_iter()
+        .find(|isa| isa.is_supported())
+        .unwrap_or(Isa::Scalar)
+}
+
 /// `FLOWMLP_ISA`, read once per process: `None` when unset, empty or `auto`;
 /// `Some(None)` when it names no kernel set.
+#[cfg(feature = "std")]
 fn env_request() -> Option<Option<Isa>> {
     static ENV: std::sync::OnceLock<Option<Option<Isa>>> = std::sync::OnceLock::new();
     *ENV.get_or_init(|| {
@@ -111,20 +147,20 @@ fn env_request() -> Option<Option<Isa>> {
     })
 }
 
-/// The set a model asking for `requested` gets: `Auto` means `FLOWMLP_ISA` if set,
-/// else the best; refused with `UnsupportedIsa` when this CPU or build lacks it.
+/// No environment without `std`: `Auto` is the best set.
+#[cfg(not(feature = "std"))]
+fn env_request() -> Option<Option<Isa>> {
+    None
+}
+
+/// The set a model asking for `requested` gets: `Auto` means `FLOWMLP_ISA` if set
+/// (with `std`), else the best; refused with `UnsupportedIsa` when this CPU or build
+/// lacks it.
 pub(crate) fn resolve(requested: Isa) -> Result<Isa, Error> {
     let isa = match requested {
         Isa::Auto => match env_request() {
             None => return Ok(best()),
-            Some(named) => named.ok_or_else(|| {
-                let v = std::env::var_os("FLOWMLP_ISA").unwrap_or_default();
-                refuse!(
-                    UnsupportedIsa,
-                    "FLOWMLP_ISA={} is not a kernel set: scalar, avx2, avx512, neon or auto",
-                    v.to_string_lossy()
-                )
-            })?,
+            Some(named) => named.ok_or_else(env_refused)?,
         },
         isa => isa,
     };
@@ -137,4 +173,21 @@ pub(crate) fn resolve(requested: Isa) -> Result<Isa, Error> {
             isa.name()
         ))
     }
+}
+
+/// `FLOWMLP_ISA` names no kernel set.
+#[cfg(feature = "std")]
+#[cold]
+fn env_refused() -> Error {
+    let v = std::env::var_os("FLOWMLP_ISA").unwrap_or_default();
+    refuse!(
+        UnsupportedIsa,
+        "FLOWMLP_ISA={} is not a kernel set: scalar, avx2, avx512, neon or auto",
+        v.to_string_lossy()
+    )
+}
+
+#[cfg(not(feature = "std"))]
+fn env_refused() -> Error {
+    Error::UnsupportedIsa
 }

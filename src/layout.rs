@@ -109,7 +109,9 @@ pub(crate) struct Plan {
     pub dz: [usize; 2],
     pub part: usize,
     pub pack: usize,
-    /// Floats in `pack` (each worker thread has as much of its own).
+    /// Floats in `pack` (each worker thread has as much of its own; read only by
+    /// the thread pool and the SIMD sets' packing).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub pack_len: usize,
     pub wt: usize,
     /// One hidden layer of at most two panels and one output (see `factors`).

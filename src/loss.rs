@@ -1,5 +1,7 @@
 //! Softmax cross-entropy, shared by every kernel set (it touches only n x m values).
 
+use crate::math;
+
 /// Over `n` rows of `m` logits `z` and targets `y` (rows of class probabilities),
 /// writes `dy = dL/dz = (sum_j y_ij * softmax(z_i) - y_i) / n` and returns
 /// `sum_i sum_j y_ij (lse(z_i) - z_ij)`, the loss times n. Stable: `lse` subtracts the
@@ -29,12 +31,12 @@ pub(crate) unsafe fn softmax_xent(
         .zip(dy.chunks_exact_mut(m))
     {
         let max = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let sum: f64 = z.iter().map(|&v| f64::from(v - max).exp()).sum();
-        let lse = f64::from(max) + sum.ln();
+        let sum: f64 = z.iter().map(|&v| math::exp(f64::from(v - max))).sum();
+        let lse = f64::from(max) + math::ln(sum);
         let ysum: f64 = y.iter().map(|&v| f64::from(v)).sum();
         for ((&zj, &yj), d) in z.iter().zip(y).zip(dy.iter_mut()) {
             total += f64::from(yj) * (lse - f64::from(zj));
-            let p = f64::from(zj - max).exp() / sum;
+            let p = math::exp(f64::from(zj - max)) / sum;
             *d = ((ysum * p - f64::from(yj)) / n as f64) as f32;
         }
     }

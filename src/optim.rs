@@ -248,8 +248,8 @@ impl Update {
     ) -> Update {
         // Bias corrections in f64: b^t underflows gracefully and 1 - b^t keeps digits.
         let t = t.min(i32::MAX as u64) as i32;
-        let bc1 = 1.0 - f64::from(b1).powi(t);
-        let bc2 = 1.0 - f64::from(b2).powi(t);
+        let bc1 = 1.0 - crate::math::powi(f64::from(b1), t);
+        let bc2 = 1.0 - crate::math::powi(f64::from(b2), t);
         Update::Adam {
             b1,
             b2,
@@ -257,7 +257,7 @@ impl Update {
             wd,
             decay,
             step: (f64::from(lr) / bc1) as f32,
-            inv_sqrt_bc2: (1.0 / bc2.sqrt()) as f32,
+            inv_sqrt_bc2: (1.0 / crate::math::sqrt(bc2)) as f32,
             scale,
         }
     }
@@ -269,6 +269,6 @@ pub(crate) fn clip_scale(max_norm: f32, sq: f64) -> f32 {
     if max_norm <= 0.0 {
         return 1.0;
     }
-    let coef = f64::from(max_norm) / (sq.sqrt() + 1e-6);
+    let coef = f64::from(max_norm) / (crate::math::sqrt(sq) + 1e-6);
     coef.min(1.0) as f32
 }

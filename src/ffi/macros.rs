@@ -2,6 +2,7 @@
 
 /// Run `$body` (an expression of type `Result<(), Error>`), turning a panic into
 /// `FLOWMLP_ERROR_INTERNAL` so that no unwind crosses the C boundary.
+#[cfg(feature = "std")]
 macro_rules! ffi_status {
     ($body:block) => {{
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
@@ -21,9 +22,33 @@ macro_rules! ffi_status {
 }
 
 /// Like `ffi_status!` for functions that return a plain value: `$fallback` on panic.
+#[cfg(feature = "std")]
 macro_rules! ffi_value {
     ($fallback:expr, $body:block) => {{
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)).unwrap_or($fallback)
+    }};
+}
+
+/// Without `std` nothing unwinds (a panic ends in the panic handler, see the crate
+/// docs): run `$body` and map its error.
+#[cfg(not(feature = "std"))]
+macro_rules! ffi_status {
+    ($body:block) => {{
+        match (|| -> Result<(), $crate::Error> { $body })() {
+            Ok(()) => $crate::ffi::flowmlp_status::FLOWMLP_OK,
+            Err(e) => {
+                $crate::last_error::finish(e);
+                $crate::ffi::flowmlp_status::from(e)
+            }
+        }
+    }};
+}
+
+/// Without `std`: run `$body` (no unwinding to catch).
+#[cfg(not(feature = "std"))]
+macro_rules! ffi_value {
+    ($fallback:expr, $body:block) => {{
+        (|| $body)()
     }};
 }
 

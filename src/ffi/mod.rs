@@ -338,6 +338,10 @@ fn check_rows(model: &Model, n: usize) -> Result<(), Error> {
 /// On success `*out_model` receives a handle owned by the caller, to be freed with
 /// `flowmlp_destroy`; on error `*out_model` is not written. `config` and `out_model`
 /// must not be NULL. This is the only call that allocates.
+///
+/// Needs the heap: a build without the `std` feature (bare metal) lacks this symbol;
+/// use `flowmlp_create_in` there.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_create(
     config: *const flowmlp_config,
@@ -542,7 +546,8 @@ pub unsafe extern "C" fn flowmlp_train_step(
 /// the only call that allocates. Checkpoints do not record the thread count.
 ///
 /// Errors: NULL `model`; `n` above 256 (INVALID_ARGUMENT); the system refusing a
-/// thread (OUT_OF_MEMORY). On an error the model keeps its threads.
+/// thread (OUT_OF_MEMORY). On an error the model keeps its threads. A build without
+/// `std` (bare metal) has no threads: `n` 0 and 1 give one, more is INVALID_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_set_threads(model: *mut flowmlp_model, n: u32) -> flowmlp_status {
     ffi_status!({
@@ -692,6 +697,9 @@ pub extern "C" fn flowmlp_status_message(status: c_int) -> *const c_char {
 /// `errno`). The string belongs to the thread: valid until its next failed call or
 /// its end; do not free. Allocates nothing, now or in the failing call (which formats
 /// at most 255 bytes into a per-thread buffer).
+///
+/// A build without `std` (bare metal) keeps no per-thread text: the sentence is then
+/// `flowmlp_status_message`'s for the last failed call in the whole program (static).
 #[no_mangle]
 pub extern "C" fn flowmlp_last_error_message() -> *const c_char {
     crate::last_error::c_message()
@@ -782,8 +790,11 @@ fn load_isa(isa: u32) -> Result<Isa, Error> {
 /// before anything is allocated); then as `flowmlp_create` (UNSUPPORTED_ISA,
 /// INVALID_CONFIG when `max_batch` makes the size overflow, OUT_OF_MEMORY).
 ///
+/// Needs the heap, as `flowmlp_create` (without `std`: `flowmlp_load_in`).
+///
 /// # Safety
 /// `buf` is NULL or valid for reading `len` bytes; `out_model` is NULL or writable.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_load(
     buf: *const u8,
@@ -805,11 +816,79 @@ pub unsafe extern "C" fn flowmlp_load(
     })
 }
 
+/// Bytes of memory `flowmlp_load_in` needs for the model in checkpoint `buf[0..len]`
+/// with room for `max_batch` rows and kernel set `isa` (as `flowmlp_arena_size` for
+/// its configuration); 0 for a NULL `buf`, a bad checkpoint, `max_batch` 0, an
+/// unknown `isa` value, or a size that overflows `size_t`.
+///
+/// # Safety
+/// `buf` is NULL or valid for reading `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_load_arena_size(
+    buf: *const u8,
+    len: usize,
+    max_batch: u32,
+    isa: u32,
+) -> usize {
+    ffi_value!(0, {
+        if buf.is_null() {
+            return 0;
+        }
+        // SAFETY: the caller guarantees `len` readable bytes at `buf`.
+        let bytes = unsafe { core::slice::from_raw_parts(buf, len) };
+        let Some(isa) = Isa::from_u32(isa) else {
+            return 0;
+        };
+        Model::checkpoint_config(bytes, max_batch as usize, isa)
+            .and_then(|c| Model::arena_size_for(&c))
+            .unwrap_or(0)
+    })
+}
+
+/// `flowmlp_load` into caller-owned memory, as `flowmlp_create_in`: the model, handle
+/// included, lives in `memory[0..size]`, which must be 64-byte aligned and at least
+/// `flowmlp_load_arena_size(buf, len, max_batch, isa)` bytes (INVALID_ARGUMENT
+/// otherwise) and stays the caller's (`flowmlp_destroy` frees nothing). Nothing is
+/// allocated; works in every build, bare metal included.
+///
+/// Errors: as `flowmlp_load` (the checkpoint is checked first), then as
+/// `flowmlp_create_in`.
+///
+/// # Safety
+/// `buf` is NULL or valid for reading `len` bytes; `memory` as for
+/// `flowmlp_create_in`; `out_model` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn flowmlp_load_in(
+    buf: *const u8,
+    len: usize,
+    max_batch: u32,
+    isa: u32,
+    memory: *mut core::ffi::c_void,
+    size: usize,
+    out_model: *mut *mut flowmlp_model,
+) -> flowmlp_status {
+    ffi_status!({
+        let buf = non_null!(buf);
+        let out_model = non_null!(out_model);
+        let memory = non_null!(memory);
+        let isa = load_isa(isa)?;
+        // SAFETY: the caller guarantees `len` readable bytes at `buf`.
+        let bytes = unsafe { core::slice::from_raw_parts(buf, len) };
+        // SAFETY: the caller guarantees `size` bytes at `memory`, exclusively for the model.
+        let model =
+            unsafe { Model::load_in(bytes, max_batch as usize, isa, memory as *mut u8, size) }?;
+        // SAFETY: non-null; the caller guarantees it is writable.
+        unsafe { *out_model = model.into_raw() as *mut flowmlp_model };
+        Ok(())
+    })
+}
+
 /// A path from C: the bytes of a NUL-terminated string (UTF-8 where the platform's
 /// paths are Unicode; INVALID_ARGUMENT otherwise).
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string.
+#[cfg(feature = "std")]
 unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a std::path::Path, Error> {
     let path = non_null!(path);
     // SAFETY: the caller guarantees a NUL-terminated string.
@@ -837,9 +916,12 @@ unsafe fn path_arg<'a>(path: *const c_char) -> Result<&'a std::path::Path, Error
 /// renamed (IO). Unlike the other calls on a model this one allocates (the bytes and
 /// the temporary file's name). Reads the model only.
 ///
+/// Needs `std` (absent from a build without it).
+///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `model` is NULL or a live handle, not
 /// being changed by another thread.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_save_file(
     model: *const flowmlp_model,
@@ -859,8 +941,11 @@ pub unsafe extern "C" fn flowmlp_save_file(
 /// cannot be opened or read (a file too short, too long or inconsistent with its
 /// header is BAD_CHECKPOINT).
 ///
+/// Needs `std` (absent from a build without it).
+///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `out_model` is NULL or writable.
+#[cfg(feature = "std")]
 #[no_mangle]
 pub unsafe extern "C" fn flowmlp_load_file(
     path: *const c_char,

@@ -10,6 +10,14 @@
 //! programs in `row` chain those kernels' bodies over a whole network in one call:
 //! they read the arena's layout (`layout::Plan`, a leaf module below this one) and
 //! never change it. The model validates all sizes before it calls either.
+//!
+//! On targets without a SIMD set (32-bit Arm, for one) only `scalar` runs: the
+//! generic bodies and row programs still compile there (the tests run them on every
+//! host through emulated lanes) but nothing calls them, and the linker drops them.
+#![cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code, unused_macros, unused_imports)
+)]
 
 use crate::isa::{self, Isa};
 use crate::Error;

@@ -7,6 +7,7 @@ use super::{
     WeightGradArgs, PANEL,
 };
 use crate::isa::Isa;
+use crate::math;
 use crate::optim::Update;
 
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -270,7 +271,7 @@ pub(crate) unsafe fn update_range(a: &UpdateArgs, from: usize) -> bool {
                     let g = scale * *a.g.add(t) + wd * p;
                     let m = b1 * *a.s1.add(t) + (1.0 - b1) * g;
                     let v = b2 * *a.s2.add(t) + (1.0 - b2) * g * g;
-                    let np = p * decay - step * (m / (v.sqrt() * inv_sqrt_bc2 + eps));
+                    let np = p * decay - step * (m / (math::sqrtf(v) * inv_sqrt_bc2 + eps));
                     ok &= np.is_finite() && m.is_finite() && v.is_finite();
                     *a.out_p.add(t) = np;
                     *a.out_s1.add(t) = m;

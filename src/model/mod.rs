@@ -18,15 +18,40 @@
 
 mod factors;
 mod paths;
+#[cfg(feature = "std")]
 mod pool;
+/// Without `std` there are no threads: a pool that cannot exist, so the threaded
+/// paths compile to the one-thread path.
+#[cfg(not(feature = "std"))]
+mod pool {
+    use crate::Error;
+
+    /// Most threads a model may use without `std`.
+    pub(crate) const MAX_THREADS: usize = 1;
+
+    /// Uninhabited: `State::pool` is always `None`.
+    pub(crate) enum Pool {}
+
+    impl Pool {
+        pub(crate) fn threads(&self) -> usize {
+            match *self {}
+        }
+        pub(crate) fn scratch(&self, _index: usize) -> *mut f32 {
+            match *self {}
+        }
+        pub(crate) fn run(&self, _job: &(dyn Fn(usize) + Sync)) -> Result<(), Error> {
+            match *self {}
+        }
+    }
+}
 mod predict;
 mod schedule;
 mod state;
 #[cfg(test)]
 mod tests;
 
+use core::alloc::Layout;
 use core::ptr::NonNull;
-use std::alloc::Layout;
 
 use crate::config::{Config, Isa};
 use crate::init;
@@ -58,11 +83,15 @@ impl Drop for Model {
         // dropping.
         self.st_mut().pool = None;
         let s = self.st();
+        // Only heap models own their memory (`owned` is always None without `std`).
+        #[cfg(feature = "std")]
         if let Some(layout) = s.owned {
             let base = s.base;
             // SAFETY: `base` was returned by `alloc_zeroed(layout)` in `Model::new`.
             unsafe { std::alloc::dealloc(base, layout) };
         }
+        #[cfg(not(feature = "std"))]
+        let _ = s;
     }
 }
 
@@ -107,7 +136,9 @@ fn check_lr(lr: f32) -> Result<(), Error> {
 }
 
 impl Model {
-    /// Validate `config`, allocate the arena, and initialize the parameters.
+    /// Validate `config`, allocate the arena, and initialize the parameters. (Needs
+    /// `std`; without it, see [`Model::new_in`].)
+    #[cfg(feature = "std")]
     pub fn new(config: &Config) -> Result<Model, Error> {
         // The config first, then the kernel set: the C API reports them in that order.
         let plan = Plan::new(config, core::mem::size_of::<State>())?;
@@ -420,10 +451,14 @@ impl Model {
     /// process; `n = 1` (the default) joins the workers. Returns the count in use.
     /// Results are bit-identical for every count. Allocates (the threads and their
     /// packing scratch); refused with `InvalidArgument` above `MAX_THREADS` (256),
-    /// changing nothing. Checkpoints do not carry the count.
+    /// changing nothing. Checkpoints do not carry the count. Without `std` there are
+    /// no threads: `n` 0 and 1 give 1, more is `InvalidArgument`.
     pub fn set_threads(&mut self, n: usize) -> Result<usize, Error> {
         let n = match n {
+            #[cfg(feature = "std")]
             0 => std::thread::available_parallelism().map_or(1, |c| c.get()),
+            #[cfg(not(feature = "std"))]
+            0 => 1,
             n => n,
         }
         .min(MAX_THREADS_AUTO.max(n));
@@ -438,10 +473,13 @@ impl Model {
             return Ok(n);
         }
         // The new workers first: a refusal keeps the old ones.
+        #[cfg(feature = "std")]
         let new = match n {
             1 => None,
             n => Some(pool::Pool::new(n, self.st().plan.pack_len)?),
         };
+        #[cfg(not(feature = "std"))]
+        let new = None;
         self.st_mut().pool = new;
         Ok(n)
     }
@@ -483,6 +521,15 @@ impl Model {
         plan.for_each_index(|flat, int, _, _| p[int] = values[flat]);
         self.st_mut().drop_forward();
         Ok(())
+    }
+
+    /// `set_params` from `value(flat)`, for checkpoints (whose values are checked
+    /// finite before the model is created).
+    pub(crate) fn restore_params(&mut self, value: impl Fn(usize) -> f32) {
+        let plan = self.st().plan;
+        let p = self.params_mut();
+        plan.for_each_index(|flat, int, _, _| p[int] = value(flat));
+        self.st_mut().drop_forward();
     }
 
     fn export(&self, internal: &[f32], out: &mut [f32]) -> Result<(), Error> {

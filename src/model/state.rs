@@ -3,7 +3,7 @@
 //! below are the only places that make a spare copy current, so "a refused call
 //! changes nothing" holds as long as a call reaches a transition only on success.
 
-use std::alloc::Layout;
+use core::alloc::Layout;
 
 use crate::config::Config;
 use crate::kernels::{ForwardRowFn, Kernels, TrainOneHiddenFn, TrainRowFn};
@@ -130,6 +130,7 @@ pub(crate) struct State {
     /// Start of the arena (this header).
     pub(super) base: *mut u8,
     /// The layout to free with, when flowmlp allocated the arena.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(super) owned: Option<Layout>,
     pub(super) params: DoubleBuf<usize>,
     pub(super) grads: DoubleBuf<GradCopy>,
