@@ -381,7 +381,9 @@ enum flowmlp_status flowmlp_train_step(struct flowmlp_model *model,
  the only call that allocates. Checkpoints do not record the thread count.
 
  Errors: NULL `model`; `n` above 256 (INVALID_ARGUMENT); the system refusing a
- thread (OUT_OF_MEMORY). On an error the model keeps its threads. A build without
+ thread (OUT_OF_MEMORY). On an error the model keeps its threads. A child process
+ made by `fork()` has no workers: set 1 thread before forking, or use the model
+ only in the parent. A build without
  `std` (bare metal) has no threads: `n` 0 and 1 give one, more is INVALID_ARGUMENT.
  */
 enum flowmlp_status flowmlp_set_threads(struct flowmlp_model *model, uint32_t n);
