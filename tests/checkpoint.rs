@@ -1465,3 +1465,27 @@ fn a_save_killed_at_any_moment_never_destroys_the_checkpoint() {
     eprintln!("crash test: final checkpoints seen: {seen:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A zero input, hidden or output count is refused by the header check itself, not
+/// only by a length that no longer matches: here each checkpoint's PARAMS section
+/// holds exactly the parameter count its zero dimension implies (a 1 -> 1 -> 1 model
+/// rewritten as 0 -> 1 -> 1, 1 -> 0 -> 1 and 1 -> 1 -> 0: 3, 1 and 2 values), sealed
+/// with a matching CRC, so only the dimension check can refuse it.
+#[test]
+fn zero_dimensions_are_refused_even_with_consistent_lengths() {
+    let b = save(&Model::new(&Config::new(1, &[1], 1)).unwrap());
+    // Header (112 bytes), PARAMS (16-byte section header, 4 values), OPTIMIZER (16 +
+    // 40 bytes of plain SGD settings), CRC.
+    assert_eq!(b.len(), 112 + 16 + 16 + 16 + 40 + 4);
+    for (what, at, count) in [("d = 0", 16, 3usize), ("h_1 = 0", 32, 1), ("m = 0", 24, 2)] {
+        let mut c = b[..112].to_vec();
+        c[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+        c.extend_from_slice(&b[112..120]);
+        c.extend_from_slice(&(4 * count as u64).to_le_bytes());
+        c.extend_from_slice(&b[128..128 + 4 * count]);
+        c.extend_from_slice(&b[144..200]);
+        c.extend_from_slice(&[0; 4]);
+        reseal(&mut c);
+        assert_bad(&c, what);
+    }
+}

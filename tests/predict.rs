@@ -295,3 +295,38 @@ fn outputs_and_workspaces_are_written_exactly_and_match_f64() {
         }
     }
 }
+
+/// ReLU maps a pre-activation of -0.0 to +0.0 on every kernel set (`max(z, 0)` returns
+/// its second operand for two zeros, and the scalar set's `z > 0 ? z : 0` matches), so
+/// the sets agree on the sign of a zero output bit for bit. Here every pre-activation
+/// is exactly -0.0 (weights -1 on zero inputs, biases -0.0) and the output is
+/// `-0.0 + sum(1 * H)`: +0.0 when H is +0.0, -0.0 if a set let -0.0 through its ReLU.
+#[test]
+fn relu_of_negative_zero_is_positive_zero_on_every_set() {
+    for isa in isas() {
+        for (d, h, m) in [(2usize, 16usize, 1usize), (2, 16, 2), (2, 40, 3)] {
+            for n in [1usize, 3] {
+                let cfg = Config::new(d, &[h], m).max_batch(4).seed(2).isa(isa);
+                let mut model = Model::new(&cfg).unwrap();
+                let (w_end, wo) = (h * d, h * d + h);
+                let mut p = vec![0.0f32; model.param_count()];
+                p[..w_end].fill(-1.0);
+                p[w_end..wo].fill(-0.0);
+                p[wo..wo + m * h].fill(1.0);
+                p[wo + m * h..].fill(-0.0);
+                model.set_params(&p).unwrap();
+                let x = vec![0.0f32; n * d];
+                let what = format!("{isa:?} {d}->{h}->{m}, n = {n}");
+                let mut y = vec![9.0f32; n * m];
+                model.forward(&x, Some(&mut y)).unwrap();
+                let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(bits, vec![0; n * m], "{what}: forward");
+                let mut ws = vec![0u8; model.predict_workspace_size(n)];
+                y.fill(9.0);
+                model.predict(&x, &mut y, &mut ws).unwrap();
+                let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(bits, vec![0; n * m], "{what}: predict");
+            }
+        }
+    }
+}
