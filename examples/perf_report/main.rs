@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example perf_report              full run (a few minutes)
 //! cargo run --release --example perf_report -- --quick   same table, under a minute
+//! cargo run --release --example perf_report -- --threads the threads section only
 //! ```
 //!
 //! The report is Markdown, ready to paste into the README:
@@ -403,11 +404,15 @@ fn fmt_count(v: f64) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("usage: perf_report [--quick]   (Markdown report on stdout)");
+        println!(
+            "usage: perf_report [--quick] [--threads]   (Markdown report on stdout; \
+             --threads: the peak and the threads section only)"
+        );
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
+    let threads_only = args.iter().any(|a| a == "--threads");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick" && *a != "--threads") {
         eprintln!("perf_report: unknown argument {bad} (try --help)");
         std::process::exit(2);
     }
@@ -441,6 +446,13 @@ fn main() {
         }
     }
     peaks.retain(|p| p.1 > 0.0);
+    if threads_only {
+        if let Some(&(isa, peak)) = peaks.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+            println!("Peak of one core ({}): {peak:.1} GFLOP/s.", isa.name());
+            print!("{}", threads::section(isa, peak, quick));
+        }
+        return;
+    }
 
     // 2. The baseline computes what flowmlp computes.
     let mut worst = (0.0f64, 0.0f64, 0.0f64);
