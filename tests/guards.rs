@@ -478,10 +478,9 @@ fn clip_scale_adds_1e6_to_the_norm() {
 
 /// Gradients near 1e24: their squares overflow f32 (> 3.4e38) though the norm is
 /// finite in f64. The scalar set sums the squares in f64 and clips to scale ~1e-14;
-/// the SIMD sets' `sum_sq` squares in f32 lanes (`fmadd(v, v, acc)`), gets an
-/// infinite norm, clip scale 0, and takes a step that changes no parameter.
+/// the SIMD sets square in f32 lanes and, where those overflow, sum that block again
+/// in f64: every set takes the same clipped step (an infinite norm gave scale 0).
 #[test]
-#[ignore = "the SIMD sets' sum_sq overflows in f32 for |g| > 1.8e19 (clip scale 0); see issue 18"]
 fn clipping_a_gradient_whose_squares_overflow_f32() {
     clipped_step_matches(
         |net, p, x, _y| input0(net, p, x, 0.0, 1e25),

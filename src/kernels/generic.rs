@@ -1012,19 +1012,28 @@ pub(crate) unsafe fn update<S: Simd>(s: S, a: &UpdateArgs) -> bool {
 #[inline(always)]
 pub(crate) unsafe fn sum_sq<S: Simd>(s: S, p: *const f32, len: usize) -> f64 {
     // Several f32 accumulators, summed in f64 every 4096 values, keep the error small.
+    // A block whose squares overflow f32 (|g| > 1.8e19) is summed again in f64, as
+    // the reference sums every value, so that clipping sees the same finite norm.
     let mut total = 0.0f64;
     let mut t = 0;
     // SAFETY (whole body): t + LANES <= len in the loop, t < len in the tail.
     unsafe {
         while t + S::LANES <= len {
-            let end = (t + 4096).min(len / S::LANES * S::LANES);
+            let (start, end) = (t, (t + 4096).min(len / S::LANES * S::LANES));
             let mut acc = s.zero();
             while t < end {
                 let v = s.load(p.add(t));
                 acc = s.fmadd(v, v, acc);
                 t += S::LANES;
             }
-            total += f64::from(s.hsum(acc));
+            let part = s.hsum(acc);
+            total += if part.is_finite() {
+                f64::from(part)
+            } else {
+                (start..end)
+                    .map(|i| f64::from(*p.add(i)) * f64::from(*p.add(i)))
+                    .sum()
+            };
         }
         while t < len {
             total += f64::from(*p.add(t)) * f64::from(*p.add(t));
