@@ -1476,3 +1476,59 @@ fn reads_of_one_model_may_run_concurrently() {
         }
     });
 }
+
+/// Two, three or four NaNs or infinities in one slice are refused as surely as one:
+/// the finite check of short slices ORs a bit per value, and an XOR (or any fold in
+/// which two non-finite values can cancel) would let an even number through. Checked
+/// on parameters, targets and inputs, short (the model's own fold) and long (the
+/// kernel's), through `set_params`, `backward` and `train_step`.
+#[test]
+fn an_even_number_of_non_finite_values_is_refused_too() {
+    for isa in isas() {
+        // 1 -> 2 -> 1 has 7 parameters (short slices); 3 -> 24 -> 2 has 146.
+        for (d, h, m) in [(1usize, 2usize, 1usize), (3, 24, 2)] {
+            let cfg = Config::new(d, &[h], m).max_batch(8).seed(4).isa(isa);
+            let mut model = Model::new(&cfg).unwrap();
+            let p = params(&model);
+            for k in [2usize, 3, 4] {
+                for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+                    let what = format!("{isa:?} {d}->{h}->{m}, {k} x {bad}");
+                    // k distinct positions spread over a slice of `len`.
+                    let spoil = |v: &mut [f32]| {
+                        let len = v.len();
+                        for i in 0..k {
+                            v[i * len / k] = bad;
+                        }
+                    };
+                    let mut q = p.clone();
+                    spoil(&mut q);
+                    assert_eq!(model.set_params(&q), Err(Error::NonFinite), "{what}");
+                    assert_eq!(params(&model), p, "{what}: set_params changed");
+                    // Four rows: targets and inputs of 4 * m and 4 * d values.
+                    let n = 4;
+                    let x = Rng(3).vec(n * d);
+                    let y = vec![0.5f32; n * m];
+                    model.forward(&x, None).unwrap();
+                    let mut y_bad = y.clone();
+                    spoil(&mut y_bad);
+                    let g = grads(&model);
+                    assert_eq!(model.backward(&y_bad), Err(Error::NonFinite), "{what}");
+                    assert_eq!(grads(&model), g, "{what}: backward changed");
+                    let mut x_bad = x.clone();
+                    spoil(&mut x_bad);
+                    assert_eq!(
+                        model.train_step(&x_bad, &y, 0.1),
+                        Err(Error::NonFinite),
+                        "{what}: train_step x"
+                    );
+                    assert_eq!(
+                        model.train_step(&x, &y_bad, 0.1),
+                        Err(Error::NonFinite),
+                        "{what}: train_step y"
+                    );
+                    assert_eq!(params(&model), p, "{what}: train_step changed");
+                }
+            }
+        }
+    }
+}

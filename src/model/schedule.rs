@@ -119,8 +119,10 @@ impl State {
 
     /// The layer kernels over `n` rows of `x`, writing layer `l`'s activations to
     /// `h(l)`, the predictions to `yhat` and the head's scratch to `part`. Reads the
-    /// parameters only. `threaded`: rows shared among the model's threads when that
-    /// pays (each row is computed alone, so the results do not change).
+    /// parameters only. `threaded`: rows shared among the model's threads when the
+    /// whole pass pays for it; a row depends only on itself, so each thread takes its
+    /// rows through every layer in one job (no wait between layers), and the results
+    /// do not change.
     ///
     /// # Safety
     /// `x` holds `n * d` floats; `h(l)` holds `n * ld_l` floats and does not overlap
@@ -134,6 +136,35 @@ impl State {
         part: *mut f32,
         threaded: bool,
     ) -> Result<(), Error> {
+        let plan = &self.plan;
+        let flops: usize = (0..=plan.n_hidden)
+            .map(|l| 2 * n * plan.layers[l].inputs * plan.layers[l].outputs)
+            .sum();
+        // `h` only computes addresses from the plan or the caller's workspace.
+        let ptrs = Shared((x, &h, yhat, part));
+        self.share(threaded, n, ROWS, flops, |i0, i1, _| {
+            let (x, h, yhat, part) = ptrs.get();
+            // SAFETY: rows i0..i1 of the caller's buffers (the caller's promise).
+            unsafe { self.forward_rows(x, n, h, yhat, part, i0, i1) }
+        })
+    }
+
+    /// Rows `i0..i1` of `layers_forward` (its buffers hold `n` rows), through every
+    /// layer.
+    ///
+    /// # Safety
+    /// As `layers_forward`; `i0 <= i1 <= n`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn forward_rows(
+        &self,
+        x: *const f32,
+        n: usize,
+        h: &impl Fn(usize) -> *mut f32,
+        yhat: *mut f32,
+        part: *mut f32,
+        i0: usize,
+        i1: usize,
+    ) {
         let (plan, k) = (&self.plan, self.kernels);
         let p = self.params_ptr();
         let nh = plan.n_hidden;
@@ -141,13 +172,13 @@ impl State {
         let fuse_head = plan.outputs == 1;
         let (mut a, mut lda) = (x, plan.inputs);
         // SAFETY (whole body): parameter offsets come from the plan; the buffers are
-        // the caller's promise; each thread gets a disjoint range of rows.
+        // the caller's promise, and the rows of this share are inside them.
         unsafe {
             for l in 0..nh {
                 let lp = plan.layers[l];
                 let h = h(l);
                 let head_here = fuse_head && l + 1 == nh;
-                let args = Shared(DenseArgs {
+                let args = DenseArgs {
                     a,
                     lda,
                     n,
@@ -165,16 +196,13 @@ impl State {
                     yhat,
                     part,
                     mask: core::ptr::null(),
-                });
-                let flops = 2 * n * lp.inputs * lp.panels * PANEL;
-                self.share(threaded, n, ROWS, flops, |i0, i1, _| {
-                    (k.dense_relu)(&args.get().rows(i0, i1))
-                })?;
+                };
+                (k.dense_relu)(&args.rows(i0, i1));
                 a = h;
                 lda = plan.ld[l];
             }
             if !fuse_head {
-                let args = Shared(HeadArgs {
+                let args = HeadArgs {
                     h: a,
                     ld: lda,
                     n,
@@ -183,14 +211,10 @@ impl State {
                     bo: p.add(out.b),
                     m: plan.outputs,
                     yhat,
-                });
-                let flops = 2 * n * out.inputs * plan.outputs;
-                self.share(threaded, n, ROWS, flops, |i0, i1, _| {
-                    (k.head_forward)(&args.get().rows(i0, i1))
-                })?;
+                };
+                (k.head_forward)(&args.rows(i0, i1));
             }
         }
-        Ok(())
     }
 
     /// Loss and gradients, into the spare gradient buffer, for the activations in the
