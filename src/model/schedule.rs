@@ -339,45 +339,53 @@ impl State {
                 head,
             });
             let flops = 2 * n * lp.inputs * lp.panels * PANEL;
-            self.share(true, lp.panels, PANELS, flops, |p0, p1, thread| {
-                let args = WeightGradArgs {
-                    p0,
-                    p1,
-                    pack: self.scratch(thread),
-                    ..args.get()
-                };
-                if !(k.weight_grad)(&args) {
-                    all_ok.store(false, Ordering::Relaxed);
+            // The input gradient of the layer below needs W laid out once, first.
+            let ig = (l > 0).then(|| InputGradArgs {
+                dz: dz(l),
+                n,
+                w: p.add(lp.w),
+                panels: lp.panels,
+                k: lp.inputs,
+                hp: a,
+                ldp: lda,
+                dzp: dz(l - 1),
+                wt: if transposes_input_grad(n) {
+                    self.ptr(plan.wt)
+                } else {
+                    core::ptr::null_mut()
+                },
+                wt_ready: false,
+            });
+            if let Some(ig) = &ig {
+                (k.input_grad)(&ig.rows(0, 0));
+            }
+            let ig = Shared(ig.map(|ig| InputGradArgs {
+                wt_ready: true,
+                ..ig
+            }));
+            // One job: each thread makes its panels' weight gradients, then its rows
+            // of the input gradient (both read dZ_l; they write apart).
+            let flops = if l > 0 { 2 * flops } else { flops };
+            self.each_thread(flops, |thread, threads| {
+                let (p0, p1) = share_of(lp.panels, PANELS, threads, thread);
+                if p0 < p1 {
+                    let args = WeightGradArgs {
+                        p0,
+                        p1,
+                        pack: self.scratch(thread),
+                        ..args.get()
+                    };
+                    if !(k.weight_grad)(&args) {
+                        all_ok.store(false, Ordering::Relaxed);
+                    }
+                }
+                if let Some(ig) = ig.get() {
+                    let (i0, i1) = share_of(n, ROWS, threads, thread);
+                    if i0 < i1 {
+                        (k.input_grad)(&ig.rows(i0, i1));
+                    }
                 }
             })?;
-            if l > 0 {
-                let args = InputGradArgs {
-                    dz: dz(l),
-                    n,
-                    w: p.add(lp.w),
-                    panels: lp.panels,
-                    k: lp.inputs,
-                    hp: a,
-                    ldp: lda,
-                    dzp: dz(l - 1),
-                    wt: if transposes_input_grad(n) {
-                        self.ptr(plan.wt)
-                    } else {
-                        core::ptr::null_mut()
-                    },
-                    wt_ready: false,
-                };
-                // Lay W out once (no rows), then the rows.
-                (k.input_grad)(&args.rows(0, 0));
-                let args = Shared(InputGradArgs {
-                    wt_ready: true,
-                    ..args
-                });
-                let flops = 2 * n * lp.inputs * lp.panels * PANEL;
-                self.share(true, n, ROWS, flops, |i0, i1, _| {
-                    (k.input_grad)(&args.get().rows(i0, i1))
-                })?;
-            }
         }
         Ok(all_ok.into_inner())
     }
@@ -393,8 +401,23 @@ impl State {
         flops: usize,
         job: impl Fn(usize, usize, usize) + Sync,
     ) -> Result<(), Error> {
+        if !threaded || total <= unit {
+            job(0, total, 0);
+            return Ok(());
+        }
+        self.each_thread(flops, |thread, threads| {
+            let (i0, i1) = share_of(total, unit, threads, thread);
+            if i0 < i1 {
+                job(i0, i1, thread);
+            }
+        })
+    }
+
+    /// Run `job(thread, threads)` on every thread of the model when the work
+    /// (`flops`) pays for the hand-off, else `job(0, 1)` on this thread.
+    fn each_thread(&self, flops: usize, job: impl Fn(usize, usize) + Sync) -> Result<(), Error> {
         match &self.pool {
-            Some(pool) if threaded && flops >= PARALLEL_FLOPS && total > unit => {
+            Some(pool) if flops >= PARALLEL_FLOPS => {
                 let t = pool.threads();
                 pool.run(&|i| {
                     #[cfg(test)]
@@ -404,14 +427,11 @@ impl State {
                     {
                         panic!("a worker's share panics (test)");
                     }
-                    let (i0, i1) = share_of(total, unit, t, i);
-                    if i0 < i1 {
-                        job(i0, i1, i);
-                    }
+                    job(i, t)
                 })
             }
             _ => {
-                job(0, total, 0);
+                job(0, 1);
                 Ok(())
             }
         }
