@@ -985,6 +985,11 @@ fn bad_optimizer_sections_are_refused_without_allocating() {
     case("Nesterov = 2", edit(&b_mom, s + 4, &le32(2)));
     case("Nesterov = u32::MAX", edit(&b_mom, s + 4, &le32(u32::MAX)));
     case("Nesterov on Adam", edit(&b_adam, a + 4, &le32(1)));
+    let adamw = small_with(Optimizer::ADAMW, 0.0);
+    case(
+        "Nesterov on AdamW",
+        edit(&save(&adamw), settings_at(&adamw) + 4, &le32(1)),
+    );
     case(
         "Nesterov without momentum",
         edit(&b_sgd, settings_at(&sgd) + 4, &le32(1)),
