@@ -39,8 +39,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Every error, in declaration order.
-    #[cfg(not(feature = "std"))]
+    /// Every error, in declaration order: the order of the C status values
+    /// (`FLOWMLP_ERROR_*` = index + 1).
     pub(crate) const ALL: [Error; 12] = [
         Error::NullPointer,
         Error::InvalidConfig,

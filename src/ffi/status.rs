@@ -67,20 +67,7 @@ impl From<Error> for flowmlp_status {
 }
 
 /// Errors in status order (index = status value - 1).
-const ERRORS: [Error; 12] = [
-    Error::NullPointer,
-    Error::InvalidConfig,
-    Error::InvalidArgument,
-    Error::BatchTooLarge,
-    Error::OutOfMemory,
-    Error::NoForward,
-    Error::NonFinite,
-    Error::UnsupportedIsa,
-    Error::Internal,
-    Error::BadCheckpoint,
-    Error::Io,
-    Error::Diverged,
-];
+const ERRORS: [Error; 12] = Error::ALL;
 
 /// NUL-terminated message for a status value; unknown values get a sentence too.
 pub(crate) fn message(status: i32) -> &'static core::ffi::CStr {

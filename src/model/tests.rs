@@ -332,6 +332,16 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
 pub(super) static PANIC_IN_WORKER: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(0);
 
+/// The kernel tables of the thread tests: all of them, or under Miri the last
+/// emulated one.
+fn sets_under_threads() -> Vec<(&'static str, &'static Kernels)> {
+    let mut sets = tables();
+    if cfg!(miri) {
+        sets.drain(..sets.len() - 1);
+    }
+    sets
+}
+
 /// Everything a model's calls return and keep, as bits: the loss and predictions of
 /// each call, then the gradients, the parameters and the checkpoint (parameters,
 /// optimizer state and step count) after each step; refused calls must change none
@@ -433,13 +443,8 @@ fn every_thread_count_gives_bit_identical_results() {
             &[2, 3, 4, 8]
         }
     };
-    let sets = tables();
-    let sets = if cfg!(miri) {
-        &sets[sets.len() - 1..]
-    } else {
-        &sets[..]
-    };
-    for &(name, kernels) in sets {
+    let sets = sets_under_threads();
+    for (name, kernels) in sets {
         for &(d, hidden, m, nb) in shapes {
             for loss in [Loss::Mse, Loss::CrossEntropy] {
                 if loss == Loss::CrossEntropy && m < 2 {
@@ -468,13 +473,8 @@ fn every_thread_count_gives_bit_identical_results() {
 fn a_panicking_worker_changes_nothing() {
     use core::sync::atomic::Ordering;
     let cfg = Config::new(5, &[40, 40], 2).max_batch(17).seed(9);
-    let sets = tables();
-    let sets = if cfg!(miri) {
-        &sets[sets.len() - 1..]
-    } else {
-        &sets[..]
-    };
-    for &(name, kernels) in sets {
+    let sets = sets_under_threads();
+    for (name, kernels) in sets {
         let mut model = Model::with_kernels(&cfg, kernels).unwrap();
         model.set_threads(3).unwrap();
         let mut rng = Rng(4);
