@@ -113,14 +113,7 @@ impl Model {
             // Fused: SGD is applied as each gradient is made, into the spare parameters.
             s.run_backward(x.as_ptr(), n, y.as_ptr(), fused.then_some(learning_rate))?
         };
-        if fused {
-            // Every new value was finite: the new gradients and parameters become current.
-            s.commit_fused(GradForm::Buffer);
-        } else {
-            // The optimizer from the spare gradients; they become current if it succeeds.
-            s.apply_update(learning_rate, s.grads.spare().buffer)?;
-            s.commit_grads(GradForm::Buffer);
-        }
+        s.finish_train(fused, learning_rate)?;
         Ok(loss)
     }
 
@@ -164,13 +157,7 @@ impl Model {
         if !ok {
             return Err(self.refusal(x, y));
         }
-        let s = self.st_mut();
-        if fused {
-            s.commit_fused(GradForm::Buffer);
-        } else {
-            s.apply_update(lr, s.grads.spare().buffer)?;
-            s.commit_grads(GradForm::Buffer);
-        }
+        self.st_mut().finish_train(fused, lr)?;
         Ok(loss)
     }
 

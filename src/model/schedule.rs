@@ -17,7 +17,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::state::{State, UpdateForm};
+use super::state::{GradForm, State, UpdateForm};
 #[cfg(test)]
 use super::tests;
 use crate::config::Loss;
@@ -356,7 +356,7 @@ impl State {
                 },
                 wt_ready: false,
             });
-            if let Some(ig) = &ig {
+            if let Some(ig) = ig.as_ref().filter(|ig| !ig.wt.is_null()) {
                 (k.input_grad)(&ig.rows(0, 0));
             }
             let ig = Shared(ig.map(|ig| InputGradArgs {
@@ -443,6 +443,20 @@ impl State {
             (Some(pool), 1..) => pool.scratch(thread),
             _ => self.ptr(self.plan.pack),
         }
+    }
+
+    /// The end of a train step whose gradients are in the spare buffer: with `fused`
+    /// (the backward pass already wrote the updated parameters), make both current;
+    /// else the optimizer's pass from them, and the gradients become current only if
+    /// it succeeds.
+    pub(super) fn finish_train(&mut self, fused: bool, lr: f32) -> Result<(), Error> {
+        if fused {
+            self.commit_fused(GradForm::Buffer);
+        } else {
+            self.apply_update(lr, self.grads.spare().buffer)?;
+            self.commit_grads(GradForm::Buffer);
+        }
+        Ok(())
     }
 
     /// One optimizer step from the gradient buffer at byte offset `g` into the spare
