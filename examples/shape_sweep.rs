@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 
 use flowmlp::{Config, Isa, Model};
 
+#[path = "perf_report/clock.rs"]
+mod clock;
 #[path = "perf_report/peak.rs"]
 mod peak;
+
+use clock::median;
 
 /// A shape of the sweep.
 struct Shape {
@@ -106,23 +110,7 @@ fn shapes() -> Vec<Shape> {
 
 /// This thread's CPU time in ns, or the wall clock where there is none.
 fn now_ns(origin: Instant) -> f64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
-        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
-            return ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64;
-        }
-    }
-    origin.elapsed().as_nanos() as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    clock::thread_cpu_ns().unwrap_or_else(|| origin.elapsed().as_nanos() as f64)
 }
 
 /// Median ns per call of each item over `rounds` rounds of batches of about
@@ -264,12 +252,11 @@ fn main() {
                 ns[i]
                     .iter()
                     .zip(&ns[2])
-                    .map(|(t, p)| 100.0 * (flops / t) / (peak_flops / p))
-                    .collect(),
+                    .map(|(t, p)| 100.0 * (flops / t) / (peak_flops / p)),
             )
         };
         let (pt, pf) = (pct(0, s.train_flops()), pct(1, s.forward_flops()));
-        let (tn, fn_) = (median(ns[0].clone()), median(ns[1].clone()));
+        let (tn, fn_) = (median(ns[0].iter().copied()), median(ns[1].iter().copied()));
         let weights = s.macs(false);
         let row = if s.n == 1 {
             let (bt, bf) = (16.0 * weights / tn, 4.0 * weights / fn_);

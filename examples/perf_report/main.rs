@@ -41,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use flowmlp::{Isa, Model};
 
 mod baseline;
+mod clock;
 #[path = "../../benches/common/mod.rs"]
 mod common;
 mod optim;
@@ -48,6 +49,7 @@ mod peak;
 mod threads;
 
 use baseline::Baseline;
+use clock::{median, thread_cpu_ns};
 use common::{kernel_sets, Shape, LR, SHAPES};
 
 /// How long to measure each row.
@@ -79,23 +81,6 @@ const QUICK: Budget = Budget {
     min_batches: 5,
     max_batches: 200,
 };
-
-/// This thread's CPU time in ns, where the platform has a per-thread CPU clock.
-#[cfg(target_os = "linux")]
-fn thread_cpu_ns() -> Option<f64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (rc == 0).then_some(ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_ns() -> Option<f64> {
-    None
-}
 
 /// The batch clock: this thread's CPU time when available, else the wall clock.
 struct Clock {
@@ -177,18 +162,6 @@ fn rounds(budget: &Budget, clock: &Clock, items: &mut [&mut Calls]) -> Vec<Vec<f
         }
     }
     ns
-}
-
-/// Median of `v` (not empty).
-fn median(v: impl IntoIterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = v.into_iter().collect();
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
 }
 
 /// Median over batches of the mean ns per call of `f` (one item in rounds).

@@ -11,25 +11,8 @@ use std::time::{Duration, Instant};
 
 use flowmlp::{Isa, Model};
 
+use crate::clock::{median, process_cpu_ns};
 use crate::common::{Shape, LR, SHAPES};
-use crate::median;
-
-/// Process CPU time in ns (every thread), where the platform has the clock.
-#[cfg(target_os = "linux")]
-fn process_cpu_ns() -> Option<f64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    (rc == 0).then_some(ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_cpu_ns() -> Option<f64> {
-    None
-}
 
 /// Median wall ns per call of `one` and of `many` over `rounds` paired batches (each
 /// about `batch` long), and the median over rounds of `one / many`.
