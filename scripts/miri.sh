@@ -4,6 +4,11 @@
 # reads, misalignment, data races, aliasing under Stacked Borrows) fails the run.
 # Default checks only: no -Zmiri-disable-* flag, Stacked Borrows (not Tree
 # Borrows), isolation on (no file system, no processes, no host environment).
+# One flag is set: -Zmiri-deterministic-floats. By default Miri adds a random error
+# of a few ulp to every exp, ln, powi and sqrt-like call, a different one on every
+# call, to model other platforms' libm; the tests compare two runs of the same
+# model bit for bit (thread counts, refused steps) and math::tests compares our
+# no_std powi with std's, and within one process a libm gives one answer.
 # Miri interprets every operation (about 10^5 MIR blocks a second here), so the
 # tests shrink their shapes under cfg(miri) and the selection reaches every unsafe
 # path once rather than repeating the numerics.
@@ -57,7 +62,7 @@
 #
 # Usage: scripts/miri.sh [libtest arguments for every step, e.g. --test-threads=1].
 # Installs the nightly miri and rust-src components when missing. Environment:
-# MIRI_TOOLCHAIN (default nightly), MIRIFLAGS (passed on). Integration steps run
+# MIRI_TOOLCHAIN (default nightly), MIRIFLAGS (default -Zmiri-deterministic-floats). Integration steps run
 # with --exact, and a step whose filters name fewer tests than listed fails. Build outputs:
 # target/miri (cargo miri's own). Prints each command and a summary, and exits
 # non-zero when any step fails. About 10 minutes on 2 cores once built (the first
@@ -87,8 +92,8 @@ unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 # required sets (.ci/run, from /proc/cpuinfo) is for native runs.
 export FLOWMLP_REQUIRE_ISA=scalar
 unset FLOWMLP_EXPECT_ISA
-export MIRIFLAGS="${MIRIFLAGS:-}"
-echo "MIRIFLAGS=${MIRIFLAGS:-(none: the default checks, Stacked Borrows)}"
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-deterministic-floats}"
+echo "MIRIFLAGS=$MIRIFLAGS (the default checks, Stacked Borrows)"
 
 steps=(
     "--lib -- --skip init::tests::normal_has_unit_moments"
