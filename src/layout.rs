@@ -17,14 +17,15 @@
 //! part          partial sums of the m = 1 head across weight chunks, max_batch x 16
 //! pack          packed columns of a layer's input for the weight gradients
 //! wt            a layer's weights laid out for dZ W (layers 2..k, batches of 4+ rows)
-//! factors[0..2] the gradients of a one-row one-hidden-layer step as factors, per gradient
-//!               buffer: x (d, padded to 16), H (ld), dZ (ld), dy (16); one hidden layer only
+//! factors[0..2] the gradients of a one-row step as factors, per gradient buffer: each
+//!               layer's input a_l (x, H_1..H_k; padded rows), then each layer's dZ_l
+//!               (dZ_1..dZ_k, then dy padded to 16)
 //! ```
 //!
-//! A one-hidden-layer network (at most 32 hidden units, one output) trains one
-//! row at a time with its gradients kept as those factors, `gW = dZ x^T`, `gb = dZ`,
-//! `gW_o = dy H`, `gb_o = dy`: 2d + 3 ld floats written per step instead of the
-//! (d + 2) ld + 1 gradients, which are formed only when read (`Model::factor_grad`).
+//! A one-row train step with plain SGD keeps its gradients as those factors,
+//! `gW_l = dZ_l a_l^T`, `gb_l = dZ_l`: a few rows of floats written per step instead
+//! of one gradient per parameter, which are formed only when read
+//! (`State::factor_grad`).
 //!
 //! Internal parameter layout. A hidden layer with `in` inputs and `out` units keeps
 //! its weights as panels of 16 units, each panel `in x 16` row-major (the transpose of
@@ -117,6 +118,10 @@ pub(crate) struct Plan {
     /// One hidden layer of at most two panels and one output (see `factors`).
     pub one_hidden: bool,
     pub factors: [usize; 2],
+    /// Float offsets in a factor section of each layer's input `a_l` (`x`, then
+    /// `H_1..H_k`) and of its `dZ_l` (the output layer's is `dy`), l = 0..=k.
+    pub factor_a: [usize; MAX_LAYERS],
+    pub factor_dz: [usize; MAX_LAYERS],
     /// Total bytes of the arena.
     pub total: usize,
 }
@@ -233,11 +238,29 @@ impl Plan {
         }
         let wt = c.take_floats(wt_len)?;
         let one_hidden = k == 1 && cfg.outputs == 1 && layers[0].panels <= 2;
-        let factor_len = if one_hidden {
-            add(round_up(cfg.inputs, PANEL)?, 2 * ld[0] + PANEL)?
-        } else {
-            0
-        };
+        // Each layer's input a_l (x, then H_1..H_k, padded rows), then each layer's dZ
+        // (dZ_1..dZ_k, then dy padded to a panel).
+        let mut factor_a = [0; MAX_LAYERS];
+        let mut factor_dz = [0; MAX_LAYERS];
+        let mut factor_len = 0;
+        for (l, fa) in factor_a.iter_mut().enumerate().take(k + 1) {
+            *fa = factor_len;
+            let width = if l == 0 {
+                round_up(cfg.inputs, PANEL)?
+            } else {
+                ld[l - 1]
+            };
+            factor_len = add(factor_len, width)?;
+        }
+        for (l, fz) in factor_dz.iter_mut().enumerate().take(k + 1) {
+            *fz = factor_len;
+            let width = if l < k {
+                ld[l]
+            } else {
+                round_up(cfg.outputs, PANEL)?
+            };
+            factor_len = add(factor_len, width)?;
+        }
         let factors = [c.take_floats(factor_len)?, c.take_floats(factor_len)?];
         Ok(Plan {
             inputs: cfg.inputs,
@@ -263,14 +286,16 @@ impl Plan {
             wt,
             one_hidden,
             factors,
+            factor_a,
+            factor_dz,
             total: c.0,
         })
     }
 
-    /// Float offsets of H, dZ and dy in a factor section (x is at 0).
+    /// Float offsets of H, dZ and dy in the factor section of a one-hidden-layer plan
+    /// (x is at 0).
     pub(crate) fn factor_offsets(&self) -> (usize, usize, usize) {
-        let h = self.inputs.div_ceil(PANEL) * PANEL;
-        (h, h + self.ld[0], h + 2 * self.ld[0])
+        (self.factor_a[1], self.factor_dz[0], self.factor_dz[1])
     }
 
     /// Layers with weights: k hidden and the output layer.

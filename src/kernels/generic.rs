@@ -24,7 +24,6 @@
 // Tile loops index several register arrays in lockstep; ranges read best there.
 #![allow(clippy::needless_range_loop)]
 
-pub(crate) use super::put_grad1;
 use super::simd::Simd;
 use super::{
     DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs, UpdateArgs, WeightGradArgs,
@@ -55,6 +54,38 @@ pub(crate) unsafe fn put_grad<S: Simd>(
             // One op per vector; callers keep several accumulators where the chain of
             // dependent adds would otherwise set the pace.
             *bad = s.fmadd(v, s.zero(), *bad);
+        }
+    }
+}
+
+/// `put_grad1` with the SGD step rounded as the vector kernels round it (one fused
+/// multiply-add), so that a fused step of a lone value equals the separate step over
+/// the whole buffer.
+///
+/// # Safety
+/// As `put_grad1`.
+#[inline(always)]
+pub(crate) unsafe fn put_grad1_fma<S: Simd>(
+    s: S,
+    at: *mut f32,
+    g: f32,
+    fused: Option<Fused>,
+) -> bool {
+    #[repr(align(64))]
+    struct Lanes([f32; 16]);
+    // SAFETY: the caller's contract; a vector of LANES <= 16 floats fits `lanes`.
+    unsafe {
+        *at = g;
+        match fused {
+            None => true,
+            Some(f) => {
+                let mut lanes = Lanes([0.0; 16]);
+                let v = s.fnmadd(s.splat(f.lr), s.splat(g), s.splat(*at.offset(f.cur)));
+                s.store(lanes.0.as_mut_ptr(), v);
+                let v = lanes.0[0];
+                *at.offset(f.next) = v;
+                v.is_finite()
+            }
         }
     }
 }
@@ -326,7 +357,7 @@ pub(crate) unsafe fn head_backward<S: Simd>(s: S, a: &HeadBackArgs) -> bool {
             sum += unsafe { *a.dy.add(i * a.m + c) };
         }
         // SAFETY: c < m.
-        ok &= unsafe { put_grad1(a.gbo.add(c), sum, a.fused) };
+        ok &= unsafe { put_grad1_fma(s, a.gbo.add(c), sum, a.fused) };
     }
     ok && s.none_marked(bad)
 }

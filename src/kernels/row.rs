@@ -18,7 +18,7 @@
 // Tile loops index several register arrays in lockstep; ranges read best there.
 #![allow(clippy::needless_range_loop)]
 
-use super::generic::{self, put_grad, put_grad1};
+use super::generic::{self, put_grad};
 use super::simd::Simd;
 use super::{Fused, HeadArgs, HeadBackArgs, InputGradArgs, PANEL};
 use crate::config::Loss;
@@ -62,6 +62,10 @@ pub(crate) struct RowTrain {
     /// The spare gradient buffer, which receives the new gradients.
     pub grads: *mut f32,
     pub fused: Option<Fused>,
+    /// With `fused`: the spare factor section (`Plan::factors`), which receives the
+    /// gradients as their factors instead; the hidden layers' gradients are then not
+    /// stored, and each weight's update is one FMA. Null: the gradients are stored.
+    pub factors: *mut f32,
 }
 
 #[inline(always)]
@@ -234,7 +238,7 @@ pub(crate) unsafe fn train_row<
                 put_grad(s, g.add(out.w + col), s.mul(d, h), t.fused, &mut bad);
                 s.store(dzk.add(col), s.select_pos(h, s.mul(d, s.load(wo.add(col)))));
             }
-            ok &= put_grad1(g.add(out.b), *dy, t.fused);
+            ok &= generic::put_grad1_fma(s, g.add(out.b), *dy, t.fused);
         } else {
             ok &= generic::head_backward(
                 s,
@@ -252,6 +256,16 @@ pub(crate) unsafe fn train_row<
                 },
             );
         }
+        let factored = match t.fused {
+            Some(f) if !t.factors.is_null() => Some((f.next - f.cur, f.lr)),
+            _ => None,
+        };
+        if factored.is_some() {
+            let fx = t.factors;
+            copy_floats(c.x, fx.add(plan.factor_a[0]), plan.inputs);
+            copy_floats(dy, fx.add(plan.factor_dz[nh]), m);
+            copy_rows::<S>(s, hk, fx.add(plan.factor_a[nh]), ld);
+        }
         for l in (0..nh).rev() {
             let lp = &plan.layers[l];
             let a = if l == 0 {
@@ -260,34 +274,55 @@ pub(crate) unsafe fn train_row<
                 at(c.base, plan.h[l - 1]) as *const f32
             };
             let dz = at(c.base, plan.dz[l % 2]);
-            let mut q = 0;
-            while q < lp.panels {
-                if q + NV / NV1 <= lp.panels {
-                    outer::<S, NV, NV1>(
-                        s,
-                        a,
-                        lp.inputs,
-                        dz,
-                        q,
-                        g.add(lp.w),
-                        g.add(lp.b),
-                        t.fused,
-                        &mut bad,
-                    );
-                    q += NV / NV1;
-                } else {
-                    outer::<S, NV1, NV1>(
-                        s,
-                        a,
-                        lp.inputs,
-                        dz,
-                        q,
-                        g.add(lp.w),
-                        g.add(lp.b),
-                        t.fused,
-                        &mut bad,
-                    );
-                    q += 1;
+            if let Some((delta, lr)) = factored {
+                let fx = t.factors;
+                copy_rows::<S>(s, dz, fx.add(plan.factor_dz[l]), plan.ld[l]);
+                if l > 0 {
+                    copy_rows::<S>(s, a, fx.add(plan.factor_a[l]), plan.ld[l - 1]);
+                }
+                let (w, b) = (p.add(lp.w), p.add(lp.b));
+                let mut q = 0;
+                while q < lp.panels {
+                    if q + NV / NV1 <= lp.panels {
+                        outer_step::<S, NV, NV1>(s, a, lp.inputs, dz, q, w, b, delta, lr, &mut bad);
+                        q += NV / NV1;
+                    } else {
+                        outer_step::<S, NV1, NV1>(
+                            s, a, lp.inputs, dz, q, w, b, delta, lr, &mut bad,
+                        );
+                        q += 1;
+                    }
+                }
+            } else {
+                let mut q = 0;
+                while q < lp.panels {
+                    if q + NV / NV1 <= lp.panels {
+                        outer::<S, NV, NV1>(
+                            s,
+                            a,
+                            lp.inputs,
+                            dz,
+                            q,
+                            g.add(lp.w),
+                            g.add(lp.b),
+                            t.fused,
+                            &mut bad,
+                        );
+                        q += NV / NV1;
+                    } else {
+                        outer::<S, NV1, NV1>(
+                            s,
+                            a,
+                            lp.inputs,
+                            dz,
+                            q,
+                            g.add(lp.w),
+                            g.add(lp.b),
+                            t.fused,
+                            &mut bad,
+                        );
+                        q += 1;
+                    }
                 }
             }
             if l > 0 {
@@ -356,6 +391,79 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
             );
             *bad = s.add(*bad, bads[v]);
         }
+    }
+}
+
+/// `outer` with the fused SGD step and the gradients left as factors: each weight's
+/// new value `w - lr (a[k] dZ[j])`, rounded as the stored gradient and the SGD step
+/// would round it, written `delta` floats from the current one; no gradient is
+/// stored, so the pass reads and writes each weight once.
+///
+/// # Safety
+/// As `outer`; `w` and `b` are the layer's current weights and bias, and every
+/// parameter plus `delta` lies in the spare parameter buffer.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn outer_step<S: Simd, const NV: usize, const NV1: usize>(
+    s: S,
+    a: *const f32,
+    k: usize,
+    dz: *const f32,
+    q: usize,
+    w: *const f32,
+    b: *const f32,
+    delta: isize,
+    lr: f32,
+    bad: &mut S::V,
+) {
+    let voff = generic::vector_offsets::<S, NV, NV1>(k);
+    let lrv = s.splat(lr);
+    // SAFETY (whole body): panels q.. exist and kk < k.
+    unsafe {
+        let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(q * PANEL + v * S::LANES)));
+        // Independent markers per vector (see `Simd::mark`).
+        let mut bads = [s.zero(); NV];
+        let mut wk = w.add(q * k * PANEL) as *mut f32;
+        for kk in 0..k {
+            let x = s.splat(*a.add(kk));
+            for v in 0..NV {
+                let at = wk.add(voff[v]);
+                let nw = s.fnmadd(lrv, s.mul(x, d[v]), s.load(at));
+                s.store(at.offset(delta), nw);
+                bads[v] = s.mark(bads[v], nw);
+            }
+            wk = wk.add(PANEL);
+        }
+        for v in 0..NV {
+            let at = b.add(q * PANEL + v * S::LANES) as *mut f32;
+            let nb = s.fnmadd(lrv, d[v], s.load(at));
+            s.store(at.offset(delta), nb);
+            *bad = s.mark(s.or(*bad, bads[v]), nb);
+        }
+    }
+}
+
+/// Copy `n` floats (the caller's row; few, and not a whole number of vectors).
+///
+/// # Safety
+/// `src` and `dst` hold `n` floats each and do not overlap.
+#[inline(always)]
+unsafe fn copy_floats(src: *const f32, dst: *mut f32, n: usize) {
+    for i in 0..n {
+        // SAFETY: the caller's contract.
+        unsafe { *dst.add(i) = *src.add(i) };
+    }
+}
+
+/// Copy a padded row of `n` floats, a multiple of the vector width.
+///
+/// # Safety
+/// `src` and `dst` hold `n` floats each and do not overlap; `n % LANES == 0`.
+#[inline(always)]
+unsafe fn copy_rows<S: Simd>(s: S, src: *const f32, dst: *mut f32, n: usize) {
+    for i in (0..n).step_by(S::LANES) {
+        // SAFETY: the caller's contract.
+        unsafe { s.store(dst.add(i), s.load(src.add(i))) };
     }
 }
 
@@ -552,14 +660,14 @@ unsafe fn train_one_hidden_v<S: Simd, const V: usize, const NV1: usize>(
             let (x0, x1) = (*x.add(kk), *x.add(kk + 1));
             *fx.add(kk) = x0;
             *fx.add(kk + 1) = x1;
-            one_hidden_update(s, x0, &step, w, &voff, delta, &mut bads);
-            one_hidden_update(s, x1, &step, w.add(PANEL), &voff, delta, &mut bads);
+            update_row(s, x0, &step, w, &voff, delta, &mut bads);
+            update_row(s, x1, &step, w.add(PANEL), &voff, delta, &mut bads);
             w = w.add(2 * PANEL);
         }
         if k % 2 == 1 {
             let x0 = *x.add(k - 1);
             *fx.add(k - 1) = x0;
-            one_hidden_update(s, x0, &step, w, &voff, delta, &mut bads);
+            update_row(s, x0, &step, w, &voff, delta, &mut bads);
         }
         let mut bad = s.zero();
         for v in 0..V {
@@ -575,7 +683,7 @@ unsafe fn train_one_hidden_v<S: Simd, const V: usize, const NV1: usize>(
 /// # Safety
 /// `w + voff[v]` and `w + delta + voff[v]` are valid for a vector each.
 #[inline(always)]
-unsafe fn one_hidden_update<S: Simd, const V: usize>(
+unsafe fn update_row<S: Simd, const V: usize>(
     s: S,
     xv: f32,
     step: &[S::V; V],

@@ -1,39 +1,50 @@
-//! Gradients kept as factors. A one-row train step of the one-hidden-layer network
-//! (`RowPath::OneHidden`) writes `x`, `H`, `dZ` and `dy` (2d + 3 ld floats) instead
-//! of the (d + 2) ld + 1 gradients: `gW = dZ x^T`, `gb = dZ`, `gW_o = dy H`,
-//! `gb_o = dy`. They are formed only when someone reads them (`get_grads`, `step`,
-//! a checkpoint), with the same products the kernels form, so the values match an
-//! eager step's.
+//! Gradients kept as factors. A one-row train step with plain SGD writes each
+//! layer's input `a_l` and its `dZ_l` (`Plan::factors`: a few rows of floats) instead
+//! of one gradient per parameter: `gW_l = dZ_l a_l^T`, `gb_l = dZ_l`, and for the
+//! output layer `gW_o = dy H_k^T`, `gb_o = dy`. They are formed only when someone
+//! reads them (`get_grads`, `step`, a checkpoint), with the products the kernels
+//! form, so the values match an eager step's.
 
 use super::state::{GradForm, State};
 use crate::layout::PANEL;
 
 impl State {
     /// The current gradient at internal index `int`, formed from the current factors
-    /// (`GradForm::Factors`); padding reads as 0 (dZ and H are 0 there).
+    /// (`GradForm::Factors`); padding reads as 0.
     pub(super) fn factor_grad(&self, int: usize) -> f32 {
         let plan = &self.plan;
-        let (lp, out) = (&plan.layers[0], &plan.layers[1]);
-        let (fh, fdz, fdy) = plan.factor_offsets();
+        let nh = plan.n_hidden;
+        let l = (0..=nh)
+            .rev()
+            .find(|&l| plan.layers[l].w <= int)
+            .unwrap_or(0);
+        let lp = &plan.layers[l];
         let f = self.ptr(self.grads.cur().factors);
-        // SAFETY: the factor section holds x, H, dZ and dy at these offsets, and every
-        // index below stays inside its part (units < ld, inputs < d).
+        let (fa, fz) = (plan.factor_a[l], plan.factor_dz[l]);
+        // SAFETY: the factor section holds a_l and dZ_l at these offsets, and every
+        // index below stays inside its part (units < outputs, inputs < inputs).
         unsafe {
-            let dy = *f.add(fdy);
-            if int >= out.b {
-                if int == out.b {
-                    dy
-                } else {
-                    0.0
-                }
-            } else if int >= out.w {
-                dy * *f.add(fh + (int - out.w))
-            } else if int >= lp.b {
-                *f.add(fdz + (int - lp.b))
-            } else {
-                let off = int - lp.w;
+            if int >= lp.b {
+                let j = int - lp.b;
+                return if j < lp.outputs { *f.add(fz + j) } else { 0.0 };
+            }
+            let off = int - lp.w;
+            let (j, k) = if l < nh {
                 let (panel, rem) = (off / (lp.inputs * PANEL), off % (lp.inputs * PANEL));
-                *f.add(rem / PANEL) * *f.add(fdz + panel * PANEL + rem % PANEL)
+                (panel * PANEL + rem % PANEL, rem / PANEL)
+            } else {
+                (off / lp.panels, off % lp.panels)
+            };
+            if j >= lp.outputs || k >= lp.inputs {
+                return 0.0;
+            }
+            let g = *f.add(fa + k) * *f.add(fz + j);
+            // With several outputs the kernels form the output layer's gradient as an
+            // FMA onto 0, which turns -0 into +0; so does this.
+            if l == nh && plan.outputs > 1 {
+                g + 0.0
+            } else {
+                g
             }
         }
     }

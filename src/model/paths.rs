@@ -113,13 +113,13 @@ impl Model {
             // Fused: SGD is applied as each gradient is made, into the spare parameters.
             s.run_backward(x.as_ptr(), n, y.as_ptr(), fused.then_some(learning_rate))?
         };
-        s.finish_train(fused, learning_rate)?;
+        s.finish_train(fused.then_some(GradForm::Buffer), learning_rate)?;
         Ok(loss)
     }
 
     /// `train_step` of one row through the any-depth program: with `fused`, the SGD
-    /// step as each gradient is made; else the gradients into the spare buffer, then
-    /// the optimizer's pass from there.
+    /// step as each gradient is made, the gradients left as factors; else the
+    /// gradients into the spare buffer, then the optimizer's pass from there.
     #[inline]
     pub(super) fn train_row(
         &mut self,
@@ -151,13 +151,19 @@ impl Model {
             y: y.as_ptr(),
             grads: s.ptr(s.grads.spare().buffer),
             fused: fused.then(|| s.fused(lr)),
+            factors: if fused {
+                s.ptr(s.grads.spare().factors)
+            } else {
+                core::ptr::null_mut()
+            },
         };
         // SAFETY: the arena is live, x holds one row and y its m targets (checked).
         let (loss, ok) = unsafe { row(&ctx, &train) };
         if !ok {
             return Err(self.refusal(x, y));
         }
-        self.st_mut().finish_train(fused, lr)?;
+        self.st_mut()
+            .finish_train(fused.then_some(GradForm::Factors), lr)?;
         Ok(loss)
     }
 

@@ -445,13 +445,13 @@ impl State {
         }
     }
 
-    /// The end of a train step whose gradients are in the spare buffer: with `fused`
-    /// (the backward pass already wrote the updated parameters), make both current;
-    /// else the optimizer's pass from them, and the gradients become current only if
-    /// it succeeds.
-    pub(super) fn finish_train(&mut self, fused: bool, lr: f32) -> Result<(), Error> {
-        if fused {
-            self.commit_fused(GradForm::Buffer);
+    /// The end of a train step whose gradients are in the spare copy: with `fused`
+    /// (the backward pass already wrote the updated parameters, and the gradients in
+    /// that form), make both current; else the optimizer's pass from the spare
+    /// buffer, and the gradients become current only if it succeeds.
+    pub(super) fn finish_train(&mut self, fused: Option<GradForm>, lr: f32) -> Result<(), Error> {
+        if let Some(form) = fused {
+            self.commit_fused(form);
         } else {
             self.apply_update(lr, self.grads.spare().buffer)?;
             self.commit_grads(GradForm::Buffer);

@@ -48,7 +48,7 @@ impl<T: Copy> DoubleBuf<T> {
 }
 
 /// Where one copy of the gradients lives: as a buffer, and as the factors a one-row
-/// one-hidden-layer step leaves (`Plan::factors`).
+/// SGD step leaves (`Plan::factors`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct GradCopy {
     pub buffer: usize,
@@ -60,8 +60,8 @@ pub(super) struct GradCopy {
 pub(super) enum GradForm {
     /// In the gradient buffer, internal layout.
     Buffer,
-    /// As the factors `x`, `H`, `dZ`, `dy` of a one-row one-hidden-layer step, formed
-    /// into gradients only when read (see `factors.rs`).
+    /// As the factors `a_l` and `dZ_l` of a one-row SGD step, formed into gradients
+    /// only when read (see `factors.rs`).
     Factors,
 }
 

@@ -299,15 +299,72 @@ fn a_non_finite_input_is_refused_where_no_unit_is_active() {
 }
 
 #[test]
+fn factored_gradients_equal_stored_ones_on_any_topology() {
+    use crate::config::Loss;
+    // A one-row SGD step leaves its gradients as factors; with clipping at a bound no
+    // gradient reaches, the same program stores them, then SGD applies them. The
+    // gradients are the same products either way, and so are the parameters (the
+    // one-hidden-layer program has its own order of sums: rounding apart there).
+    let shapes: [(usize, &[usize], usize, Loss); 5] = [
+        (6, &[23], 1, Loss::Mse),
+        (7, &[33, 5, 17], 3, Loss::Mse),
+        (3, &[40, 16], 10, Loss::CrossEntropy),
+        (17, &[1, 9], 2, Loss::Mse),
+        (2, &[70, 3, 20, 31], 4, Loss::CrossEntropy),
+    ];
+    let mut rng = Rng(11);
+    for (name, kernels) in tables() {
+        for &(d, hidden, m, loss) in &shapes {
+            let cfg = Config::new(d, hidden, m).max_batch(5).loss(loss).seed(4);
+            let mut factored = Model::with_kernels(&cfg, kernels).unwrap();
+            let mut stored = Model::with_kernels(&cfg, kernels).unwrap();
+            stored.set_grad_clip(1e30).unwrap();
+            let what = format!("{name} {d}-{hidden:?}-{m} {loss:?}");
+            for _ in 0..3 {
+                // Each step starts from the same parameters.
+                stored.set_params(&flat(&factored, false)).unwrap();
+                let x = rng.vec(d);
+                let y: Vec<f32> = match loss {
+                    Loss::Mse => rng.vec(m),
+                    Loss::CrossEntropy => {
+                        let mut t = vec![0.0; m];
+                        t[rng.next() as usize % m] = 1.0;
+                        t
+                    }
+                };
+                let la = factored.train_step(&x, &y, 0.05).unwrap();
+                let lb = stored.train_step(&x, &y, 0.05).unwrap();
+                check(&what, &[la], &[lb], 20);
+                let (ga, gb) = (flat(&factored, true), flat(&stored, true));
+                let (pa, pb) = (flat(&factored, false), flat(&stored, false));
+                if factored.st().plan.one_hidden {
+                    check(&what, &ga, &gb, 20);
+                    check(&what, &pa, &pb, 20);
+                } else {
+                    assert_eq!(ga, gb, "{what}");
+                    assert_eq!(pa, pb, "{what}");
+                }
+            }
+            // Formed in place (a step from them) they keep their values.
+            let g = flat(&factored, true);
+            factored.step(0.0).unwrap();
+            assert_eq!(flat(&factored, true), g, "{what}: forming changed them");
+        }
+    }
+}
+
+#[test]
 fn factored_gradients_feed_every_optimizer_and_clipping() {
     use crate::optim::Optimizer;
     for (name, kernels) in tables() {
-        for (opt, clip) in [
-            (Optimizer::ADAM, 0.0),
-            (Optimizer::momentum(0.9, true), 0.0),
-            (Optimizer::SGD, 0.05),
+        for (opt, clip, hidden) in [
+            (Optimizer::ADAM, 0.0, &[23][..]),
+            (Optimizer::momentum(0.9, true), 0.0, &[23]),
+            (Optimizer::SGD, 0.05, &[23]),
+            (Optimizer::ADAM, 0.0, &[40, 9, 33]),
+            (Optimizer::SGD, 0.05, &[40, 9, 33]),
         ] {
-            let cfg = Config::new(6, &[23], 1).max_batch(4).seed(3);
+            let cfg = Config::new(6, hidden, 1).max_batch(4).seed(3);
             let mut model = Model::with_kernels(&cfg, kernels).unwrap();
             let mut reference = Model::new(&cfg.isa(Isa::Scalar)).unwrap();
             let x = [0.3, -0.8, 1.1, 0.05, -0.4, 0.9];
@@ -320,7 +377,7 @@ fn factored_gradients_feed_every_optimizer_and_clipping() {
                 m.set_grad_clip(clip).unwrap();
                 m.step(0.01).unwrap();
             }
-            let what = format!("{name} {opt:?} clip {clip}");
+            let what = format!("{name} {opt:?} clip {clip} {hidden:?}");
             check(&what, &flat(&model, false), &flat(&reference, false), 23);
             check(&what, &flat(&model, true), &flat(&reference, true), 23);
         }
