@@ -1,12 +1,11 @@
 //! The SIMD kernel bodies, written once over the `Simd` primitives.
 //!
 //! ```text
-//! dense_relu    for each block of rows whose inputs fit in L2, each block of inputs,
-//!               each chunk of panels whose weights (of those inputs) fit in L1:
+//! dense_relu    for each block of rows whose inputs fit in L2, each chunk of panels
+//!               whose weights fit in L1:
 //!                 for each block of R rows:
 //!                   for each tile of NV vectors (whole panels):
-//!                     acc = b or H[r][tile]; for k in block: acc += a[r][k] * W[k][tile]
-//!                     H[r][tile] = acc, or after the last block (R x NV registers)
+//!                     acc = b; for k: acc += a[r][k] * W[k][tile]      (R x NV registers)
 //!                     H[r][tile] = max(acc, 0); head[r] += H[r][tile] * w_o[tile]
 //!                   yhat[r] = b_o + hsum(head[r])           (m = 1, after the last chunk)
 //! weight_grad   for each block of rows (packing A's columns and the panels' dZ):
@@ -100,8 +99,8 @@ pub(crate) fn vector_offsets<S: Simd, const V: usize, const NV1: usize>(k: usize
 }
 
 /// Bytes of weights a chunk of panels may take, so that it stays in L1 while every
-/// block of rows streams past it. The crate's own tests take small chunks and input
-/// blocks, so that small shapes reach every blocking path (Miri included).
+/// block of rows streams past it. The crate's own tests take small chunks, so that
+/// small shapes reach the chunked paths (the head's partial sums; Miri included).
 const CHUNK_BYTES: usize = if cfg!(test) { 2 * 1024 } else { 24 * 1024 };
 
 /// Bytes of input rows a forward GEMM keeps in L2 while the weights pass over them.
@@ -173,82 +172,47 @@ pub(crate) unsafe fn dense_relu<S: Simd, const MR: usize, const NV: usize, const
     a: &DenseArgs,
 ) {
     let np = NV / NV1;
-    // Inputs in blocks short enough that a tile's panels of them fit in L1 beside the
-    // rows' inputs (wide inputs: one panel of 2048 inputs is 128 KiB). A tile keeps
-    // its sums in the output between blocks, so every sum is formed in the same
-    // order as without blocks: the results do not depend on the blocking.
-    let kb = (CHUNK_BYTES / (np * PANEL * 4)).max(1);
-    let kb = if a.k <= kb {
-        a.k
-    } else {
-        a.k.div_ceil(a.k.div_ceil(kb))
-    };
-    let panel_bytes = kb * PANEL * 4;
+    let panel_bytes = a.k * PANEL * 4;
     let chunk = (CHUNK_BYTES / panel_bytes.max(1)).max(np) / np * np;
     // Blocks of rows whose inputs stay in L2 while every chunk of weights passes over
     // them: the weights then stream from L3 once per block, instead of the whole
     // input once per chunk.
-    let block = (ROWS_BYTES / (kb * 4).max(1)).max(MR) / MR * MR;
+    let block = (ROWS_BYTES / (a.k * 4).max(1)).max(MR) / MR * MR;
     let mut b0 = 0;
     while b0 < a.n {
         let b1 = (b0 + block).min(a.n);
-        let mut k0 = 0;
-        loop {
-            let k1 = (k0 + kb).min(a.k);
-            let ks = Inputs {
-                k0,
-                k1,
-                last: k1 == a.k,
-            };
-            let mut p0 = 0;
-            while p0 < a.panels {
-                let p1 = (p0 + chunk).min(a.panels);
-                let (first, last) = (p0 == 0, p1 == a.panels);
-                let mut i0 = b0;
-                while i0 < b1 {
-                    let r = MR.min(b1 - i0);
-                    // SAFETY: rows i0..i0 + r, panels p0..p1 and inputs k0..k1 are
-                    // inside the buffers.
-                    with_rows!(r, |R| unsafe {
-                        dense_rows::<S, R, NV, NV1>(s, a, i0, p0, p1, &ks, first, last)
-                    });
-                    i0 += r;
-                }
-                p0 = p1;
+        let mut p0 = 0;
+        while p0 < a.panels {
+            let p1 = (p0 + chunk).min(a.panels);
+            let (first, last) = (p0 == 0, p1 == a.panels);
+            let mut i0 = b0;
+            while i0 < b1 {
+                let r = MR.min(b1 - i0);
+                // SAFETY: rows i0..i0 + r and panels p0..p1 are inside the buffers.
+                with_rows!(r, |R| unsafe {
+                    dense_rows::<S, R, NV, NV1>(s, a, i0, p0, p1, first, last)
+                });
+                i0 += r;
             }
-            if ks.last {
-                break;
-            }
-            k0 = k1;
+            p0 = p1;
         }
         b0 = b1;
     }
 }
 
-/// A block of a forward product's inputs: `k0..k1`, and whether it is the last (the
-/// ReLU, the mask and the head apply after it).
-struct Inputs {
-    k0: usize,
-    k1: usize,
-    last: bool,
-}
-
-/// Rows `i0..i0+R` over panels `p0..p1` and inputs `ks`, with the head's partial dot
-/// products (after the last inputs) kept in registers across the chunk and in
-/// `a.part` between chunks.
+/// Rows `i0..i0+R` over panels `p0..p1`, with the head's partial dot products kept
+/// in registers across the chunk and in `a.part` between chunks.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn dense_rows<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
     s: S,
     a: &DenseArgs,
     i0: usize,
     p0: usize,
     p1: usize,
-    ks: &Inputs,
     first: bool,
     last: bool,
 ) {
-    let head = !a.head.is_null() && ks.last;
+    let head = !a.head.is_null();
     let mut hacc = [s.zero(); R];
     // SAFETY (whole body): part rows i0..i0+R, yhat[i0..i0+R] and the panels are in
     // bounds by the caller's contract.
@@ -261,11 +225,11 @@ unsafe fn dense_rows<S: Simd, const R: usize, const NV: usize, const NV1: usize>
         let np = NV / NV1;
         let mut p = p0;
         while p + np <= p1 {
-            fwd_tile::<S, R, NV, NV1>(s, a, i0, p, ks, &mut hacc);
+            fwd_tile::<S, R, NV, NV1>(s, a, i0, p, &mut hacc);
             p += np;
         }
         while p < p1 {
-            fwd_tile::<S, R, NV1, NV1>(s, a, i0, p, ks, &mut hacc);
+            fwd_tile::<S, R, NV1, NV1>(s, a, i0, p, &mut hacc);
             p += 1;
         }
         if head {
@@ -280,16 +244,13 @@ unsafe fn dense_rows<S: Simd, const R: usize, const NV: usize, const NV1: usize>
     }
 }
 
-/// One R x (NV vectors) tile of `ReLU(A W^T + b)` starting at panel `p`, over the
-/// inputs `ks`: it starts from the bias (first inputs) or the sums kept in the output,
-/// and ends with the ReLU (last inputs) or keeps its sums there.
+/// One R x (NV vectors) tile of `ReLU(A W^T + b)` starting at panel `p`.
 #[inline(always)]
 unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
     s: S,
     a: &DenseArgs,
     i0: usize,
     p: usize,
-    ks: &Inputs,
     hacc: &mut [S::V; R],
 ) {
     let k = a.k;
@@ -298,15 +259,8 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
     // offset below stays inside W, b, A, H and the head row.
     unsafe {
         let w = a.w.add(p * k * PANEL);
-        let outs: [*mut f32; R] = core::array::from_fn(|r| a.h.add((i0 + r) * ld + p * PANEL));
         let mut acc = [[s.zero(); NV]; R];
-        if ks.k0 > 0 {
-            for r in 0..R {
-                for v in 0..NV {
-                    acc[r][v] = s.load(outs[r].add(v * S::LANES));
-                }
-            }
-        } else if !a.b.is_null() {
+        if !a.b.is_null() {
             let bias = a.b.add(p * PANEL);
             for v in 0..NV {
                 let b = s.load(bias.add(v * S::LANES));
@@ -317,8 +271,8 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
         }
         let rows: [*const f32; R] = core::array::from_fn(|r| a.a.add((i0 + r) * a.lda));
         let voff = vector_offsets::<S, NV, NV1>(k);
-        let mut wk = w.add(ks.k0 * PANEL);
-        for kk in ks.k0..ks.k1 {
+        let mut wk = w;
+        for kk in 0..k {
             let wv: [S::V; NV] = core::array::from_fn(|v| s.load(wk.add(voff[v])));
             for r in 0..R {
                 let x = s.splat(*rows[r].add(kk));
@@ -328,16 +282,9 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
             }
             wk = wk.add(PANEL);
         }
-        if !ks.last {
-            for r in 0..R {
-                for v in 0..NV {
-                    s.store(outs[r].add(v * S::LANES), acc[r][v]);
-                }
-            }
-            return;
-        }
         let head = !a.head.is_null();
         for r in 0..R {
+            let out = a.h.add((i0 + r) * ld + p * PANEL);
             let mask = a.mask.wrapping_add((i0 + r) * ld + p * PANEL);
             for v in 0..NV {
                 // ReLU, or for the backward the mask [Hp > 0] of the layer below.
@@ -346,7 +293,7 @@ unsafe fn fwd_tile<S: Simd, const R: usize, const NV: usize, const NV1: usize>(
                 } else {
                     s.select_pos(s.load(mask.add(v * S::LANES)), acc[r][v])
                 };
-                s.store(outs[r].add(v * S::LANES), h);
+                s.store(out.add(v * S::LANES), h);
                 if head {
                     let wo = s.load(a.head.add(p * PANEL + v * S::LANES));
                     hacc[r] = s.fmadd(h, wo, hacc[r]);
