@@ -223,14 +223,38 @@ unsafe fn dense_rows<S: Simd, const R: usize, const NV: usize, const NV1: usize>
             }
         }
         let np = NV / NV1;
+        // The last panel on its own when its live units fill fewer of its vectors.
+        let live = a
+            .units
+            .saturating_sub(a.panels.saturating_sub(1) * PANEL)
+            .div_ceil(S::LANES);
+        let partial = p1 == a.panels && live < NV1;
+        let pe = if partial { p1 - 1 } else { p1 };
         let mut p = p0;
-        while p + np <= p1 {
+        while p + np <= pe {
             fwd_tile::<S, R, NV, NV1>(s, a, i0, p, &mut hacc);
             p += np;
         }
-        while p < p1 {
+        while p < pe {
             fwd_tile::<S, R, NV1, NV1>(s, a, i0, p, &mut hacc);
             p += 1;
+        }
+        if partial {
+            // live < NV1 <= 4: the arms past NV1 - 1 never run.
+            match live {
+                0 => {}
+                1 => fwd_tile::<S, R, 1, NV1>(s, a, i0, pe, &mut hacc),
+                2 => fwd_tile::<S, R, 2, NV1>(s, a, i0, pe, &mut hacc),
+                _ => fwd_tile::<S, R, 3, NV1>(s, a, i0, pe, &mut hacc),
+            }
+            // The dead vectors: zero weights and bias would give 0.
+            let ld = a.panels * PANEL;
+            for r in 0..R {
+                let out = a.h.add((i0 + r) * ld + pe * PANEL);
+                for v in live..NV1 {
+                    s.store(out.add(v * S::LANES), s.zero());
+                }
+            }
         }
         if head {
             for (r, h) in hacc.iter().enumerate() {
@@ -717,6 +741,7 @@ pub(crate) unsafe fn input_grad<
                     w: a.wt,
                     b: core::ptr::null(),
                     panels: a.ldp / PANEL,
+                    units: a.k,
                     h: a.dzp,
                     head: core::ptr::null(),
                     head_bias: 0.0,

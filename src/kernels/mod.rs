@@ -54,6 +54,9 @@ pub(crate) struct DenseArgs {
     /// `panels * PANEL` biases (zero past the real width), or null for none.
     pub b: *const f32,
     pub panels: usize,
+    /// The real output width (`<= panels * PANEL`): past it the weights and biases are
+    /// zero, so a set may write the whole vectors there as zero without the product.
+    pub units: usize,
     /// Output rows `n x panels * PANEL`; padding columns are written as zero.
     pub h: *mut f32,
     /// Output-layer row (`panels * PANEL`, zero-padded) or null.

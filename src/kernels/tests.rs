@@ -28,6 +28,8 @@ fn dense_relu_in_chunks_matches_the_reference() {
             w: w.as_ptr(),
             b: b.as_ptr(),
             panels,
+            // Every unit live: the weights past a real width would be zero.
+            units: panels * PANEL,
             h: h.as_mut_ptr(),
             head: head.as_ptr(),
             head_bias: 0.5,

@@ -186,6 +186,7 @@ impl State {
                     w: p.add(lp.w),
                     b: p.add(lp.b),
                     panels: lp.panels,
+                    units: lp.outputs,
                     h,
                     head: if head_here {
                         p.add(out.w)

@@ -581,3 +581,61 @@ fn set_threads_counts_and_refuses() {
     assert_eq!(model.set_threads(1), Ok(1));
     assert_eq!(model.threads(), 1);
 }
+
+#[test]
+fn padding_stays_zero_through_training() {
+    use crate::config::Loss;
+    // Internal layouts pad every layer to whole panels; the padding must stay zero
+    // (dead units, no gradient), or it would leak into the outputs of later steps.
+    // Deep ragged nets with batches large enough for the transposed input gradients,
+    // whose dZ buffers are reused with other row strides, and one row per call.
+    let shapes: [(usize, &[usize], usize, Loss); 3] = [
+        (5, &[17, 3, 33, 7], 3, Loss::Mse),
+        (7, &[40, 9, 20], 1, Loss::Mse),
+        (3, &[21, 50, 5], 4, Loss::CrossEntropy),
+    ];
+    let shapes = if cfg!(miri) {
+        &shapes[..1]
+    } else {
+        &shapes[..]
+    };
+    let mut rng = Rng(5);
+    for (name, kernels) in tables() {
+        for &(d, hidden, m, loss) in shapes {
+            let cfg = Config::new(d, hidden, m).max_batch(9).loss(loss).seed(2);
+            let mut model = Model::with_kernels(&cfg, kernels).unwrap();
+            for n in [9, 6, 1, 9, 1, 4] {
+                let x = rng.vec(n * d);
+                let y: Vec<f32> = match loss {
+                    Loss::Mse => rng.vec(n * m),
+                    Loss::CrossEntropy => (0..n * m)
+                        .map(|t| if t % m == (t / m) % m { 1.0 } else { 0.0 })
+                        .collect(),
+                };
+                model.train_step(&x, &y, 0.1).unwrap();
+            }
+            // Form factored gradients into the buffer, then read both buffers whole.
+            model.st_mut().form_grads();
+            let s = model.st();
+            let len = s.plan.int_len;
+            let mut live = vec![false; len];
+            s.plan.for_each_index(|_, int, _, _| live[int] = true);
+            let g = s.ptr(s.grads.cur().buffer);
+            // SAFETY: both buffers hold int_len floats.
+            let (p, g) = unsafe {
+                (
+                    core::slice::from_raw_parts(s.params_ptr(), len),
+                    core::slice::from_raw_parts(g, len),
+                )
+            };
+            for t in (0..len).filter(|&t| !live[t]) {
+                assert!(
+                    p[t] == 0.0 && g[t] == 0.0,
+                    "{name} {d}-{hidden:?}-{m}: padding at {t}: param {} grad {}",
+                    p[t],
+                    g[t]
+                );
+            }
+        }
+    }
+}
