@@ -294,33 +294,14 @@ pub(crate) unsafe fn train_row<
                     }
                 }
             } else {
+                let (gw, gb) = (g.add(lp.w), g.add(lp.b));
                 let mut q = 0;
                 while q < lp.panels {
                     if q + NV / NV1 <= lp.panels {
-                        outer::<S, NV, NV1>(
-                            s,
-                            a,
-                            lp.inputs,
-                            dz,
-                            q,
-                            g.add(lp.w),
-                            g.add(lp.b),
-                            t.fused,
-                            &mut bad,
-                        );
+                        outer::<S, NV, NV1>(s, a, lp.inputs, dz, q, gw, gb, t.fused, &mut bad);
                         q += NV / NV1;
                     } else {
-                        outer::<S, NV1, NV1>(
-                            s,
-                            a,
-                            lp.inputs,
-                            dz,
-                            q,
-                            g.add(lp.w),
-                            g.add(lp.b),
-                            t.fused,
-                            &mut bad,
-                        );
+                        outer::<S, NV1, NV1>(s, a, lp.inputs, dz, q, gw, gb, t.fused, &mut bad);
                         q += 1;
                     }
                 }
