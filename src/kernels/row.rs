@@ -62,9 +62,9 @@ pub(crate) struct RowTrain {
     /// The spare gradient buffer, which receives the new gradients.
     pub grads: *mut f32,
     pub fused: Option<Fused>,
-    /// With `fused`: the spare factor section (`Plan::factors`), which receives the
-    /// gradients as their factors instead; the hidden layers' gradients are then not
-    /// stored, and each weight's update is one FMA. Null: the gradients are stored.
+    /// With `fused` (and only then, where it is required): the spare factor section
+    /// (`Plan::factors`), which receives the gradients as their factors; the hidden
+    /// layers' gradients are then not stored. Null without `fused`.
     pub factors: *mut f32,
 }
 
@@ -256,10 +256,9 @@ pub(crate) unsafe fn train_row<
                 },
             );
         }
-        let factored = match t.fused {
-            Some(f) if !t.factors.is_null() => Some((f.next - f.cur, f.lr)),
-            _ => None,
-        };
+        // A fused step always leaves the hidden layers' gradients as factors.
+        debug_assert!(t.fused.is_none() || !t.factors.is_null());
+        let factored = t.fused.map(|f| (f.next - f.cur, f.lr));
         if factored.is_some() {
             let fx = t.factors;
             copy_floats(c.x, fx.add(plan.factor_a[0]), plan.inputs);
@@ -298,10 +297,10 @@ pub(crate) unsafe fn train_row<
                 let mut q = 0;
                 while q < lp.panels {
                     if q + NV / NV1 <= lp.panels {
-                        outer::<S, NV, NV1>(s, a, lp.inputs, dz, q, gw, gb, t.fused, &mut bad);
+                        outer::<S, NV, NV1>(s, a, lp.inputs, dz, q, gw, gb);
                         q += NV / NV1;
                     } else {
-                        outer::<S, NV1, NV1>(s, a, lp.inputs, dz, q, gw, gb, t.fused, &mut bad);
+                        outer::<S, NV1, NV1>(s, a, lp.inputs, dz, q, gw, gb);
                         q += 1;
                     }
                 }
@@ -329,9 +328,9 @@ pub(crate) unsafe fn train_row<
 }
 
 /// The weight and bias gradients of one row for `NV` vectors from panel `q`:
-/// `gW^T[k][panel] = a[k] * dz[panel]`, `gb = dz`.
+/// `gW^T[k][panel] = a[k] * dz[panel]`, `gb = dz` (stored for the optimizer's own
+/// pass, which checks what it makes; a fused SGD step takes `outer_step` instead).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
     s: S,
     a: *const f32,
@@ -340,37 +339,20 @@ unsafe fn outer<S: Simd, const NV: usize, const NV1: usize>(
     q: usize,
     gw: *mut f32,
     gb: *mut f32,
-    fused: Option<Fused>,
-    bad: &mut S::V,
 ) {
     let voff = generic::vector_offsets::<S, NV, NV1>(k);
     // SAFETY (whole body): panels q.. exist and kk < k.
     unsafe {
         let d: [S::V; NV] = core::array::from_fn(|v| s.load(dz.add(q * PANEL + v * S::LANES)));
         let gw = gw.add(q * k * PANEL);
-        // Independent finite-check accumulators, one per vector (see put_grad).
-        let mut bads = [s.zero(); NV];
         for kk in 0..k {
             let x = s.splat(*a.add(kk));
             for v in 0..NV {
-                put_grad(
-                    s,
-                    gw.add(kk * PANEL + voff[v]),
-                    s.mul(x, d[v]),
-                    fused,
-                    &mut bads[v],
-                );
+                s.store(gw.add(kk * PANEL + voff[v]), s.mul(x, d[v]));
             }
         }
         for v in 0..NV {
-            put_grad(
-                s,
-                gb.add(q * PANEL + v * S::LANES),
-                d[v],
-                fused,
-                &mut bads[v],
-            );
-            *bad = s.add(*bad, bads[v]);
+            s.store(gb.add(q * PANEL + v * S::LANES), d[v]);
         }
     }
 }
