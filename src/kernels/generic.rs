@@ -452,6 +452,14 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
         "the head is formed while packing dZ"
     );
     let block = if pack { super::pack_rows(a.k) } else { a.n };
+    // The last panel on its own when its live units fill fewer of its vectors: the
+    // dead ones have zero dZ and keep their zero gradients unwritten.
+    let live = a
+        .units
+        .saturating_sub(a.panels.saturating_sub(1) * PANEL)
+        .div_ceil(S::LANES);
+    let partial = a.p1 == a.panels && a.p0 < a.p1 && live < NV1;
+    let pe = if partial { a.p1 - 1 } else { a.p1 };
     let mut i0 = 0;
     while i0 < a.n {
         let rows = block.min(a.n - i0);
@@ -468,13 +476,22 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
                 pack_columns::<KR>(a, i0, rows);
             }
             let mut p = a.p0;
-            while p < a.p1 {
-                if p + np <= a.p1 {
+            while p < pe {
+                if p + np <= pe {
                     weight_grad_panels::<S, KR, NV, NV1>(s, a, p, &blk, &mut bad);
                     p += np;
                 } else {
                     weight_grad_panels::<S, KR, NV1, NV1>(s, a, p, &blk, &mut bad);
                     p += 1;
+                }
+            }
+            if partial {
+                // live < NV1 <= 4: the arms past NV1 - 1 never run.
+                match live {
+                    0 => {}
+                    1 => weight_grad_panels::<S, KR, 1, NV1>(s, a, pe, &blk, &mut bad),
+                    2 => weight_grad_panels::<S, KR, 2, NV1>(s, a, pe, &blk, &mut bad),
+                    _ => weight_grad_panels::<S, KR, 3, NV1>(s, a, pe, &blk, &mut bad),
                 }
             }
         }

@@ -128,6 +128,9 @@ pub(crate) struct WeightGradArgs {
     pub k: usize,
     pub dz: *const f32,
     pub panels: usize,
+    /// The layer's real width (`<= panels * PANEL`): past it dZ is zero and so are
+    /// the gradients, which a set may leave unwritten (they stay zero).
+    pub units: usize,
     /// The panels `p0..p1` to compute (all: `0..panels`): a thread's share. Each
     /// gradient is summed over the rows in the same order whatever the range.
     pub p0: usize,

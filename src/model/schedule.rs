@@ -331,6 +331,7 @@ impl State {
                 k: lp.inputs,
                 dz: dz(l),
                 panels: lp.panels,
+                units: lp.outputs,
                 p0: 0,
                 p1: lp.panels,
                 gw: g.add(lp.w),
