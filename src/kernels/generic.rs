@@ -448,7 +448,7 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
     let mut bad = s.zero();
     let pack = !a.pack.is_null() && super::should_pack(a.n, a.panels);
     debug_assert!(
-        pack || a.head.is_none(),
+        pack || a.head.is_null(),
         "the head is formed while packing dZ"
     );
     let block = if pack { super::pack_rows(a.k) } else { a.n };
@@ -577,8 +577,8 @@ unsafe fn weight_grad_panels<S: Simd, const KR: usize, const NV: usize, const NV
         // (ld = 1024) and would then all fall into one L1 set.
         let (dz, dz_ld) = if blk.pack {
             let dst = a.pack.add(a.k * blk.rows);
-            if let Some(hd) = a.head {
-                pack_head_dz::<S, NV>(s, a, &hd, p, blk, dst, bad);
+            if let Some(hd) = a.head.as_ref() {
+                pack_head_dz::<S, NV>(s, a, hd, p, blk, dst, bad);
             } else {
                 let src = a.dz.add(blk.i0 * a.panels * PANEL + p * PANEL);
                 for i in 0..blk.rows {

@@ -143,8 +143,12 @@ pub(crate) struct WeightGradArgs {
     pub fused: Option<Fused>,
     /// With the output layer of a one-output network on top of this layer (see
     /// `HeadOne`): `dz` is not read but formed from it while dZ is packed. Only where
-    /// the table's `fuses_head` is set, and only with packing (`should_pack`).
-    pub head: Option<HeadOne>,
+    /// the table's `fuses_head` is set, and only with packing (`should_pack`). Null
+    /// without. A pointer rather than an `Option`: the `None` of an `Option<HeadOne>`
+    /// leaves its payload uninitialised, and LLVM hoists its overlap checks on those
+    /// pointers out of the `Some` branch, which memcheck reports as branches on
+    /// uninitialised memory.
+    pub head: *const HeadOne,
 }
 
 /// The output layer's backward pass for m = 1, done by the weight-gradient kernel of

@@ -338,7 +338,9 @@ impl State {
                 gb: g.add(lp.b),
                 pack: self.ptr(plan.pack),
                 fused,
-                head,
+                head: head
+                    .as_ref()
+                    .map_or(core::ptr::null(), |h| h as *const HeadOne),
             });
             let flops = 2 * n * lp.inputs * lp.panels * PANEL;
             // The input gradient of the layer below needs W laid out once, first.
