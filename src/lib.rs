@@ -86,7 +86,7 @@ mod optim;
 
 pub use config::{Config, Isa, Loss, MAX_HIDDEN};
 pub use error::Error;
-pub use model::Model;
+pub use model::{Choices, Model};
 pub use optim::Optimizer;
 
 /// The crate version, as `flowmlp_version` reports it.

@@ -520,3 +520,57 @@ fn flowmlp_require_isa_fails_when_a_set_is_missing() {
         );
     }
 }
+
+/// `Model::choices` reports what the shape, `max_batch` and the kernel set decided:
+/// the set, the one-row program, each layer's live units per panel and the rows for
+/// which its weight gradients are packed.
+#[test]
+fn choices_follow_the_shape() {
+    let text = |cfg: Config| Model::new(&cfg).unwrap().choices().to_string();
+    let scalar = text(Config::new(784, &[128], 10).max_batch(64).isa(Isa::Scalar));
+    assert!(scalar.contains("kernel set: scalar\n"), "{scalar}");
+    assert!(
+        scalar.contains("one row (n = 1): the layer kernels"),
+        "{scalar}"
+    );
+    assert!(
+        scalar.contains("layer 1: 784 -> 128, 8 panel(s) of 16; last panel 16 live"),
+        "{scalar}"
+    );
+    assert!(scalar.contains("packed for rows 32..=64"), "{scalar}");
+    assert!(
+        scalar.contains("output layer: 128 -> 10, mean squared error"),
+        "{scalar}"
+    );
+    let small = text(Config::new(3, &[20, 5], 1).max_batch(31));
+    let auto = Model::new(&Config::new(3, &[20, 5], 1)).unwrap().isa();
+    assert!(
+        small.contains(&format!("kernel set: {}\n", auto.name())),
+        "{small}"
+    );
+    assert!(small.contains("last panel 4 live unit(s)"), "{small}");
+    assert!(small.contains("last panel 5 live unit(s)"), "{small}");
+    assert!(
+        small.contains("weight gradients: direct (packing"),
+        "{small}"
+    );
+    assert!(
+        small.contains("laid out for rows 4..=31, dot products otherwise"),
+        "{small}"
+    );
+    for isa in common::isas() {
+        let one = text(Config::new(10, &[32], 1).isa(isa));
+        let program = match isa {
+            Isa::Scalar => "the layer kernels",
+            _ => "the one-hidden-layer program",
+        };
+        assert!(one.contains(program), "{isa:?}: {one}");
+        let deep = text(Config::new(10, &[32, 40], 3).isa(isa));
+        if isa != Isa::Scalar {
+            assert!(
+                deep.contains("the any-depth one-row program"),
+                "{isa:?}: {deep}"
+            );
+        }
+    }
+}

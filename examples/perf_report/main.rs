@@ -38,7 +38,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flowmlp::{Isa, Model};
+use flowmlp::{Config, Isa, Model};
 
 mod baseline;
 mod clock;
@@ -617,6 +617,13 @@ fn main() {
          (on a shared host the medians can be a third slower)."
     );
     print!("{optimizers}");
+    println!("\n## What each model chose for its shape (`Model::choices`, max_batch = n)\n");
+    for sh in &SHAPES {
+        let cfg = Config::new(sh.d, sh.hidden, sh.m).max_batch(sh.n);
+        if let Ok(model) = Model::new(&cfg) {
+            println!("{} (n = {}):\n```\n{}```", sh.name, sh.n, model.choices());
+        }
+    }
     if let Some(&(isa, peak)) = peaks.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
         print!("{}", threads::section(isa, peak, quick));
     }

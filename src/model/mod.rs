@@ -7,7 +7,8 @@
 //!   depth, one hidden layer), one match arm each;
 //! - `schedule.rs`: the layer schedule and the optimizer step;
 //! - `factors.rs`: gradients kept as factors after a one-row step;
-//! - `predict.rs`: read-only inference into the caller's workspace.
+//! - `predict.rs`: read-only inference into the caller's workspace;
+//! - `choices.rs`: the choices made for the shape, as text for reports.
 //!
 //! Every public method validates all of its input before it writes anything, and
 //! writes only spare copies until it knows it succeeds, so a refused call leaves
@@ -16,6 +17,8 @@
 //! forward pass: parameters and gradients stay, but the kept forward is dropped
 //! (except on the one-hidden-layer one-row path, whose forward stays in registers).
 
+mod choices;
+pub use choices::Choices;
 mod factors;
 mod paths;
 #[cfg(feature = "std")]
