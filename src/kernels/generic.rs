@@ -49,12 +49,26 @@ pub(crate) unsafe fn put_grad<S: Simd>(
     unsafe {
         s.store(at, g);
         if let Some(f) = fused {
-            let v = s.fnmadd(s.splat(f.lr), g, s.load(at.offset(f.cur)));
-            s.store(at.offset(f.next), v);
-            // One op per vector; callers keep several accumulators where the chain of
-            // dependent adds would otherwise set the pace.
-            *bad = s.fmadd(v, s.zero(), *bad);
+            put_step(s, at, g, f, bad);
         }
+    }
+}
+
+/// The fused SGD step of `put_grad` without storing the gradient (a one-row step
+/// keeps its gradients as factors): the parameter at `at + next` becomes the one at
+/// `at + cur` less `lr g`, and a non-finite result marks `bad`.
+///
+/// # Safety
+/// `at + cur` and `at + next` are valid for a vector.
+#[inline(always)]
+pub(crate) unsafe fn put_step<S: Simd>(s: S, at: *mut f32, g: S::V, f: Fused, bad: &mut S::V) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = s.fnmadd(s.splat(f.lr), g, s.load(at.offset(f.cur)));
+        s.store(at.offset(f.next), v);
+        // One op per vector; callers keep several accumulators where the chain of
+        // dependent adds would otherwise set the pace.
+        *bad = s.fmadd(v, s.zero(), *bad);
     }
 }
 
@@ -401,7 +415,10 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
     bad: &mut S::V,
 ) {
     const RB: usize = 8;
+    debug_assert!(!a.factored || (a.fused.is_some() && a.n <= RB));
     let vecs = a.ld / S::LANES;
+    // One chain of non-finite marks per output, folded into `bad` at the end.
+    let mut marks = [s.zero(); G];
     // SAFETY (whole body): jv * LANES < ld, i < n, c0 + t < m.
     unsafe {
         let mut i0 = 0;
@@ -428,11 +445,17 @@ unsafe fn head_backward_group<S: Simd, const G: usize>(
                 // Final only after the last row block; the fused step applies then.
                 let fused = if i1 == a.n { a.fused } else { None };
                 for t in 0..G {
-                    put_grad(s, gw[t], gacc[t], fused, bad);
+                    match fused {
+                        Some(f) if a.factored => put_step(s, gw[t], gacc[t], f, &mut marks[t]),
+                        _ => put_grad(s, gw[t], gacc[t], fused, &mut marks[t]),
+                    }
                 }
             }
             i0 = i1;
         }
+    }
+    for mark in marks {
+        *bad = s.add(*bad, mark);
     }
 }
 
@@ -741,7 +764,7 @@ pub(crate) unsafe fn input_grad<
     a: &InputGradArgs,
 ) {
     if !a.wt.is_null() {
-        // SAFETY: the caller's contract; wt holds ldp * panels * PANEL floats.
+        // SAFETY: the caller's contract; wt holds ldp * units floats.
         unsafe {
             if !a.wt_ready {
                 transpose_panels(s, a);
@@ -754,7 +777,7 @@ pub(crate) unsafe fn input_grad<
                     a: a.dz,
                     lda: a.panels * PANEL,
                     n: a.n,
-                    k: a.panels * PANEL,
+                    k: a.units,
                     w: a.wt,
                     b: core::ptr::null(),
                     panels: a.ldp / PANEL,
@@ -799,37 +822,40 @@ pub(crate) unsafe fn input_grad<
 }
 
 /// Lay W out for `dZ W` as the forward lays it out for `X W^T`: panels of 16 inputs,
-/// each `out x 16` (`wt[q][j][c] = W[j][16 q + c]`), zero past the layer's inputs.
-/// It costs one pass over W per call against n passes in the product.
+/// each `units x 16` (`wt[q][j][c] = W[j][16 q + c]`), zero past the layer's inputs.
+/// Only the layer's live outputs `j < units` are laid out: dZ is zero past them, so
+/// the product's reduction stops there. It costs one pass over W per call against n
+/// passes in the product.
 ///
 /// In W's layout, the 16 inputs `16 q ..` of output panel `P` are one contiguous
 /// 16 x 16 block (rows: inputs), and in `wt` the same outputs and inputs are one
-/// too (rows: outputs): whole blocks go through `Simd::transpose16`.
+/// too (rows: outputs): whole blocks go through `Simd::transpose16`; a last panel
+/// of fewer live outputs goes value by value.
 ///
 /// # Safety
-/// `a.w` holds the layer's panels; `a.wt` holds `ldp * panels * PANEL` floats.
+/// `a.w` holds the layer's panels; `a.wt` holds `ldp * units` floats.
 #[inline(always)]
 unsafe fn transpose_panels<S: Simd>(s: S, a: &InputGradArgs) {
-    let ld = a.panels * PANEL;
+    let kr = a.units;
     let full = a.k / PANEL;
-    for q in 0..full {
-        for panel in 0..a.panels {
-            // SAFETY: block (q, panel) lies inside W (inputs 16 q.. < k) and wt.
-            unsafe {
+    let full_out = kr / PANEL;
+    // SAFETY (whole body): block (q, panel) lies inside W (inputs 16 q.. < k, panel
+    // < panels) and inside wt (q < ldp / PANEL, outputs < units).
+    unsafe {
+        for q in 0..full {
+            for panel in 0..full_out {
                 s.transpose16(
                     a.w.add(panel * a.k * PANEL + q * PANEL * PANEL),
-                    a.wt.add((q * ld + panel * PANEL) * PANEL),
+                    a.wt.add((q * kr + panel * PANEL) * PANEL),
                 );
             }
         }
-    }
-    // The last, partial block of inputs (zero past k), value by value.
-    for q in full..a.ldp / PANEL {
-        for j in 0..ld {
-            // SAFETY: q < ldp / PANEL and j < ld index inside wt; kk < k and j's panel
-            // index inside W.
-            unsafe {
-                let dst = a.wt.add((q * ld + j) * PANEL);
+        // Value by value: the last output panel's live rows, and the last, partial
+        // block of inputs (zero past k).
+        for q in 0..a.ldp / PANEL {
+            let j0 = if q < full { full_out * PANEL } else { 0 };
+            for j in j0..kr {
+                let dst = a.wt.add((q * kr + j) * PANEL);
                 let src = a.w.add((j / PANEL) * a.k * PANEL + j % PANEL);
                 for c in 0..PANEL {
                     let kk = q * PANEL + c;

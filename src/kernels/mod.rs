@@ -116,6 +116,9 @@ pub(crate) struct HeadBackArgs {
     /// `n x ld` (padding written as zero).
     pub dz: *mut f32,
     pub fused: Option<Fused>,
+    /// With `fused` and one row: the gradients stay as factors (`dy`, `h`), so
+    /// `gwo` only locates the step's parameters and no gradient is stored there.
+    pub factored: bool,
 }
 
 /// A hidden layer's parameter gradients from its masked `dZ` (`n x panels*PANEL`):
@@ -289,11 +292,14 @@ pub(crate) struct InputGradArgs {
     pub n: usize,
     pub w: *const f32,
     pub panels: usize,
+    /// The layer's live outputs (`<= panels * PANEL`): dZ is zero past them, and the
+    /// GEMM's reduction stops there.
+    pub units: usize,
     pub k: usize,
     pub hp: *const f32,
     pub ldp: usize,
     pub dzp: *mut f32,
-    /// Scratch for W laid out for this product (`ldp * panels * PANEL` floats), or
+    /// Scratch for W laid out for this product (`ldp * units` floats), or
     /// null for the dot-product kernel. The caller chooses by the whole batch's rows
     /// (`layout::transposes_input_grad`), so that a share of the rows takes the same
     /// path as the whole batch.

@@ -18,7 +18,7 @@
 // Tile loops index several register arrays in lockstep; ranges read best there.
 #![allow(clippy::needless_range_loop)]
 
-use super::generic::{self, put_grad};
+use super::generic::{self, put_grad, put_step};
 use super::simd::Simd;
 use super::{Fused, HeadArgs, HeadBackArgs, InputGradArgs, PANEL};
 use crate::config::Loss;
@@ -235,7 +235,12 @@ pub(crate) unsafe fn train_row<
             let wo = p.add(out.w);
             for col in (0..ld).step_by(S::LANES) {
                 let h = s.load(hk.add(col));
-                put_grad(s, g.add(out.w + col), s.mul(d, h), t.fused, &mut bad);
+                let gv = s.mul(d, h);
+                match t.fused {
+                    // The gradients stay as factors (below): only the step.
+                    Some(f) => put_step(s, g.add(out.w + col), gv, f, &mut bad),
+                    None => put_grad(s, g.add(out.w + col), gv, None, &mut bad),
+                }
                 s.store(dzk.add(col), s.select_pos(h, s.mul(d, s.load(wo.add(col)))));
             }
             ok &= generic::put_grad1_fma(s, g.add(out.b), *dy, t.fused);
@@ -253,6 +258,8 @@ pub(crate) unsafe fn train_row<
                     gbo: g.add(out.b),
                     dz: dzk,
                     fused: t.fused,
+                    // A fused step leaves the gradients as factors (below).
+                    factored: t.fused.is_some(),
                 },
             );
         }
@@ -313,6 +320,7 @@ pub(crate) unsafe fn train_row<
                         n: 1,
                         w: p.add(lp.w),
                         panels: lp.panels,
+                        units: lp.outputs,
                         k: lp.inputs,
                         hp: a,
                         ldp: plan.ld[l - 1],

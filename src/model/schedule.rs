@@ -282,6 +282,7 @@ impl State {
                     gbo: g.add(out.b),
                     dz: dz(nh - 1),
                     fused,
+                    factored: false,
                 });
             }
             for l in (0..nh).rev() {
@@ -349,6 +350,7 @@ impl State {
                 n,
                 w: p.add(lp.w),
                 panels: lp.panels,
+                units: lp.outputs,
                 k: lp.inputs,
                 hp: a,
                 ldp: lda,
