@@ -17,10 +17,10 @@
 //! update) and writes the new value (its gradient stays as factors), 12 bytes per
 //! weight, and 4 more for the input gradient of each hidden layer above the first. Each
 //! shape's calls are timed in rounds beside the peak loop (the % is the median of
-//! the per-round ratios), in this thread's CPU time where Linux has it. The scalar
-//! set's train step runs in the same rounds (shapes under 5 GFLOP per step), to show
-//! whether another set than AUTO's would be faster for a shape; the end of the report
-//! gives each model's `Model::choices`.
+//! the per-round ratios), in this thread's CPU time where Linux has it. Every other
+//! kernel set the CPU runs times its train step in the same rounds (shapes under 5
+//! GFLOP per step), to show whether a set other than AUTO's choice would be faster
+//! for a shape; the end of the report gives each model's `Model::choices`.
 //!
 //! Classes and the targets of issue 16 (train_step; forward too for one row):
 //! `row` one row, 5,000 or more weights that fit in L2 (train 50 %, forward 60 %);
@@ -247,10 +247,10 @@ fn main() {
     let l2_size = l2_bytes();
     println!(
         "| shape | class | weights | train_step ns | % of peak | forward ns | % of peak | \
-         one row: train GB/s (vs L2) | forward GB/s (vs L2) | scalar set's train time |"
+         one row: train GB/s (vs L2) | forward GB/s (vs L2) | other sets' train time |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut scalar_ratios: Vec<f64> = Vec::new();
+    let mut ratios: Vec<(Isa, f64)> = Vec::new();
     let mut chosen: Vec<String> = Vec::new();
     // (class, targets, train %, forward %)
     type Row = (&'static str, Option<(f64, f64)>, f64, f64);
@@ -278,23 +278,29 @@ fn main() {
         let lr = 1e-9;
         let big = s.train_flops() > 5e9;
         let rounds = if big { 3 } else { rounds };
-        // The scalar set beside AUTO's choice, where it takes under a few seconds.
-        let mut scalar = (!big && isa != Isa::Scalar)
-            .then(|| Model::new(&cfg.isa(Isa::Scalar)).ok())
-            .flatten();
+        // Every other set this CPU runs beside AUTO's choice, where it takes under a
+        // few seconds.
+        let mut others: Vec<(Isa, Model)> = Isa::ALL
+            .into_iter()
+            .filter(|&o| !big && o != isa && o.is_supported())
+            .filter_map(|o| Some((o, Model::new(&cfg.isa(o)).ok()?)))
+            .collect();
         let (xr, yr) = (&x, &y);
-        let mut scalar_call = scalar.as_mut().map(|m| {
-            move || {
-                black_box(m.train_step(black_box(xr), yr, lr).unwrap());
-            }
-        });
+        let mut other_calls: Vec<_> = others
+            .iter_mut()
+            .map(|(_, m)| {
+                move || {
+                    black_box(m.train_step(black_box(xr), yr, lr).unwrap());
+                }
+            })
+            .collect();
         let mut train_call = || {
             black_box(train.train_step(black_box(&x), &y, lr).unwrap());
         };
         let mut fwd_call = || fwd.forward(black_box(&x), Some(&mut out)).unwrap();
         let mut peak_call = || peak_loop.run(black_box(PEAK_ITERS));
         let mut calls: Vec<&mut dyn FnMut()> = vec![&mut train_call, &mut fwd_call, &mut peak_call];
-        if let Some(c) = scalar_call.as_mut() {
+        for c in other_calls.iter_mut() {
             calls.push(c);
         }
         let ns = timed(rounds, batch, &mut calls);
@@ -322,31 +328,34 @@ fn main() {
             " | ".to_string()
         };
         let (class, target) = s.class(l2_size);
-        // How much longer the scalar set's train step takes (median of the per-round
-        // ratios): below 1 would make it the better set for this shape.
-        let vs_scalar = ns
-            .get(3)
-            .map(|sc| median(sc.iter().zip(&ns[0]).map(|(a, b)| a / b)));
-        if let Some(v) = vs_scalar {
-            scalar_ratios.push(v);
+        // How much longer each other set's train step takes (median of the
+        // per-round ratios): below 1 would make it the better set for this shape.
+        let mut vs = String::new();
+        for (i, (o, _)) in others.iter().enumerate() {
+            let v = median(ns[3 + i].iter().zip(&ns[0]).map(|(a, b)| a / b));
+            ratios.push((*o, v));
+            vs += &format!("{} {v:.1}x ", o.name());
         }
-        let vs = vs_scalar.map_or(String::new(), |v| format!("{v:.1}x"));
         println!(
             "| {} | {class} | {weights:.0} | {tn:.0} | {pt:.1} | {fn_:.0} | {pf:.1} | {row} | {vs} |",
             s.name()
         );
         summary.push((class, target, pt, pf));
     }
-    if !scalar_ratios.is_empty() {
-        let slower = scalar_ratios.iter().filter(|&&v| v > 1.0).count();
-        let lo = scalar_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    for o in Isa::ALL {
+        let of: Vec<f64> = ratios.iter().filter(|r| r.0 == o).map(|r| r.1).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let faster = of.iter().filter(|&&v| v < 1.0).count();
         println!(
-            "\nKernel set per shape: the scalar set's train step took {lo:.1}x to {:.1}x \
-             {}'s time; {} was faster on {slower} of {} shapes timed with both.",
-            scalar_ratios.iter().copied().fold(0.0, f64::max),
+            "\nKernel set per shape: the {} set's train step took {:.1}x to {:.1}x {}'s \
+             time; it was faster on {faster} of {} shapes.",
+            o.name(),
+            of.iter().copied().fold(f64::INFINITY, f64::min),
+            of.iter().copied().fold(0.0, f64::max),
             isa.name(),
-            isa.name(),
-            scalar_ratios.len()
+            of.len()
         );
     }
     println!(
