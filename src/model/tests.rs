@@ -639,3 +639,81 @@ fn padding_stays_zero_through_training() {
         }
     }
 }
+
+/// `Model::choices` reports what the shape, `max_batch` and the kernel set decided:
+/// the set, the update, the one-row program, each layer's live units and vectors in
+/// its last panel, the rows for which its weight gradients are packed, and the input
+/// gradient's form.
+#[test]
+fn choices_follow_the_shape() {
+    let text = |cfg: Config| Model::new(&cfg).unwrap().choices().to_string();
+    let scalar = text(Config::new(784, &[128], 10).max_batch(64).isa(Isa::Scalar));
+    for line in [
+        "kernel set: scalar\n",
+        "update: plain SGD, applied as the backward makes each gradient\n",
+        "one row (n = 1): the layer kernels",
+        "layer 1: 784 -> 128, 8 panel(s) of 16; last panel 16 live unit(s), 1 of 1 vectors",
+        "weight gradients: packed for rows 32..=64, direct otherwise\n",
+        "output layer: 128 -> 10, mean squared error loss\n",
+    ] {
+        assert!(scalar.contains(line), "{line:?} not in\n{scalar}");
+    }
+    let mut adam = Model::new(&Config::new(3, &[70], 1).max_batch(32).isa(Isa::Scalar)).unwrap();
+    adam.set_optimizer(crate::Optimizer::ADAM).unwrap();
+    let adam = adam.choices().to_string();
+    assert!(adam.contains("update: the optimizer's own pass"), "{adam}");
+    assert!(
+        adam.contains("packed for rows 32, direct otherwise\n"),
+        "{adam}"
+    );
+    let xent = text(
+        Config::new(3, &[5], 2)
+            .loss(crate::Loss::CrossEntropy)
+            .isa(Isa::Scalar),
+    );
+    assert!(
+        xent.contains("output layer: 5 -> 2, softmax cross-entropy loss"),
+        "{xent}"
+    );
+    for isa in Isa::ALL
+        .into_iter()
+        .filter(|i| *i != Isa::Auto && i.is_supported())
+    {
+        let small = text(Config::new(3, &[20, 5], 1).max_batch(31).isa(isa));
+        let vectors = match isa {
+            Isa::Avx2 => "1 of 2 vectors",
+            Isa::Neon => "1 of 4 vectors",
+            _ => "1 of 1 vectors",
+        };
+        for line in [
+            format!("kernel set: {}\n", isa.name()),
+            format!("layer 1: 3 -> 20, 2 panel(s) of 16; last panel 4 live unit(s), {vectors}"),
+            format!("layer 2: 20 -> 5, 1 panel(s) of 16; last panel 5 live unit(s), {vectors}"),
+            "weight gradients: direct (packing".to_string(),
+            "input gradient (dZ W) into layer 1: a GEMM over W laid out for rows 4..=31, dot products otherwise".to_string(),
+        ] {
+            assert!(small.contains(&line), "{line:?} not in\n{small}");
+        }
+        let few = text(Config::new(3, &[20, 5], 1).max_batch(3).isa(isa));
+        assert!(few.contains("into layer 1: dot products\n"), "{few}");
+        let (one, deep) = (
+            text(Config::new(10, &[32], 1).isa(isa)),
+            text(Config::new(10, &[32, 40], 3).isa(isa)),
+        );
+        let (one_p, deep_p) = match isa {
+            Isa::Scalar => ("the layer kernels", "the layer kernels"),
+            _ => (
+                "the one-hidden-layer program",
+                "the any-depth one-row program",
+            ),
+        };
+        assert!(one.contains(one_p), "{isa:?}: {one}");
+        let packed = text(Config::new(10, &[64], 1).max_batch(40).isa(isa));
+        assert_eq!(
+            packed.contains("packed for rows 32..=40, direct otherwise; the output layer's backward formed while packing"),
+            isa != Isa::Scalar,
+            "{packed}"
+        );
+        assert!(deep.contains(deep_p), "{isa:?}: {deep}");
+    }
+}
