@@ -658,6 +658,10 @@ fn choices_follow_the_shape() {
     ] {
         assert!(scalar.contains(line), "{line:?} not in\n{scalar}");
     }
+    // One hidden layer: no input gradient to form, whatever max_batch is.
+    assert!(!scalar.contains("input gradient"), "{scalar}");
+    let one_row = text(Config::new(5, &[9], 1).max_batch(3).isa(Isa::Scalar));
+    assert!(!one_row.contains("input gradient"), "{one_row}");
     let mut adam = Model::new(&Config::new(3, &[70], 1).max_batch(32).isa(Isa::Scalar)).unwrap();
     adam.set_optimizer(crate::Optimizer::ADAM).unwrap();
     let adam = adam.choices().to_string();
