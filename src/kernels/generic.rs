@@ -238,10 +238,7 @@ unsafe fn dense_rows<S: Simd, const R: usize, const NV: usize, const NV1: usize>
         }
         let np = NV / NV1;
         // The last panel on its own when its live units fill fewer of its vectors.
-        let live = a
-            .units
-            .saturating_sub(a.panels.saturating_sub(1) * PANEL)
-            .div_ceil(S::LANES);
+        let live = super::live_vectors(a.units, a.panels, S::LANES);
         let partial = p1 == a.panels && live < NV1;
         let pe = if partial { p1 - 1 } else { p1 };
         let mut p = p0;
@@ -476,10 +473,7 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
     let block = if pack { super::pack_rows(a.k) } else { a.n };
     // The last panel on its own when its live units fill fewer of its vectors: the
     // dead ones have zero dZ and keep their zero gradients unwritten.
-    let live = a
-        .units
-        .saturating_sub(a.panels.saturating_sub(1) * PANEL)
-        .div_ceil(S::LANES);
+    let live = super::live_vectors(a.units, a.panels, S::LANES);
     let partial = a.p1 == a.panels && a.p0 < a.p1 && live < NV1;
     // Two instantiations of the block loop, so that the partial panel's extra tiles
     // leave the code of the whole-panel loop as it was (one shared loop measured 6 %
@@ -1212,6 +1206,7 @@ macro_rules! simd_kernel_set {
             copy_finite,
             update,
             sum_sq,
+            lanes: $crate::layout::PANEL / $nv1,
             fuses_head: true,
             row: Some(RowPrograms {
                 forward: forward_row,

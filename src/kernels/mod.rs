@@ -361,10 +361,21 @@ pub(crate) struct Kernels {
     pub update: unsafe fn(&UpdateArgs) -> bool,
     /// Sum of squares of `len` values (for gradient clipping).
     pub sum_sq: unsafe fn(*const f32, usize) -> f64,
+    /// Floats per vector (the scalar set: a whole panel).
+    pub lanes: usize,
     /// Whether `weight_grad` takes `WeightGradArgs::head`.
     pub fuses_head: bool,
     /// The one-row programs (`None`: one row goes through the layer kernels).
     pub row: Option<RowPrograms>,
+}
+
+/// The vectors of `lanes` floats that the live units of a layer's last panel fill
+/// (a layer of `units` in `panels` panels); the rest of that panel's vectors are
+/// dead, and the products skip them.
+pub(crate) fn live_vectors(units: usize, panels: usize, lanes: usize) -> usize {
+    units
+        .saturating_sub(panels.saturating_sub(1) * PANEL)
+        .div_ceil(lanes)
 }
 
 /// A kernel set's one-call programs for one row.

@@ -23,6 +23,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     copy_finite,
     update,
     sum_sq,
+    lanes: PANEL,
     fuses_head: false,
     // The reference runs one row through the layer kernels.
     row: None,

@@ -7,7 +7,7 @@ use core::fmt;
 
 use super::state::{RowPath, UpdateForm};
 use super::Model;
-use crate::isa::Isa;
+use crate::kernels::live_vectors;
 use crate::layout::{should_pack, transposes_input_grad, PANEL};
 
 /// The shape-dependent choices of one model (`Model::choices`). The text is for
@@ -21,16 +21,6 @@ impl Model {
     /// program a one-row call runs, and per layer how its products run.
     pub fn choices(&self) -> Choices<'_> {
         Choices { model: self }
-    }
-}
-
-/// Floats per vector of a kernel set (the scalar set works on whole panels).
-fn lanes(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx2 => 8,
-        Isa::Avx512 => 16,
-        Isa::Neon => 4,
-        Isa::Scalar | Isa::Auto => PANEL,
     }
 }
 
@@ -66,7 +56,6 @@ impl fmt::Display for Choices<'_> {
         for l in 0..nh {
             let lp = &plan.layers[l];
             let last = lp.outputs - (lp.panels - 1) * PANEL;
-            let v = lanes(isa);
             writeln!(
                 f,
                 "layer {}: {} -> {}, {} panel(s) of {PANEL}; last panel {last} live unit(s), {} of {} vectors computed",
@@ -74,8 +63,8 @@ impl fmt::Display for Choices<'_> {
                 lp.inputs,
                 lp.outputs,
                 lp.panels,
-                last.div_ceil(v),
-                PANEL / v,
+                live_vectors(lp.outputs, lp.panels, k.lanes),
+                PANEL / k.lanes,
             )?;
             let packed = rows_where(max, |n| should_pack(n, lp.panels));
             let head = l + 1 == nh && nh == 1 && plan.outputs == 1 && k.fuses_head;
@@ -93,7 +82,7 @@ impl fmt::Display for Choices<'_> {
                 )?,
                 None => writeln!(
                     f,
-                    "  weight gradients: direct (packing pays from 32 rows and 4 panels)"
+                    "  weight gradients: direct (packing does not pay here at max_batch = {max})"
                 )?,
             }
             match transposed.filter(|_| l > 0) {
