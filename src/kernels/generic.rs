@@ -495,7 +495,7 @@ pub(crate) unsafe fn weight_grad<S: Simd, const KR: usize, const NV: usize, cons
 /// # Safety
 /// As `weight_grad`; `block` rows fit the pack buffer when `pack`.
 #[inline(always)]
-unsafe fn weight_grad_blocks<
+pub(crate) unsafe fn weight_grad_blocks<
     S: Simd,
     const KR: usize,
     const NV: usize,
@@ -547,6 +547,269 @@ unsafe fn weight_grad_blocks<
             }
         }
         i0 += rows;
+    }
+}
+
+/// `weight_grad` for a narrow one-panel layer (see `kernels::narrow_weight_grad`): a
+/// panel tile would use `units` of a vector's lanes, so the vectors run along A's
+/// columns instead and each unit's dZ is broadcast. Each gradient is the same
+/// sequence of fused multiply-adds over the rows as in `wg_tile`, so the values are
+/// the same bit for bit; the remainder columns and the bias run as panel tiles. Its
+/// own table entry, so that `weight_grad`'s code stays as it was.
+///
+/// # Safety
+/// As `weight_grad`, without packing (`a.pack` is not read), with `a.panels == 1`,
+/// `a.p0 == 0`, `a.p1 == 1` and `a.units <= PANEL`.
+#[inline(always)]
+pub(crate) unsafe fn weight_grad_narrow<S: Simd, const KR: usize, const NV1: usize>(
+    s: S,
+    a: &WeightGradArgs,
+) -> bool {
+    debug_assert!(a.panels == 1 && a.p0 == 0 && a.p1 == 1 && a.units <= PANEL);
+    debug_assert!(a.head.is_null(), "the head is formed while packing dZ");
+    let mut bad = s.zero();
+    let bad = &mut bad;
+    // Units in at most two groups of 8 (each group's sums stay in registers).
+    let g0 = if a.units > 8 {
+        a.units.div_ceil(2)
+    } else {
+        a.units
+    };
+    let live = super::live_vectors(a.units, 1, S::LANES);
+    // The gradients of a block of columns, laid out as in gW (one row of PANEL per
+    // column); the columns past `units` stay zero, as dZ's are.
+    let mut rows = [[0.0f32; PANEL]; NARROW_COLS];
+    // One block of every row (one panel never packs): stored once, final.
+    let blk = RowBlock {
+        i0: 0,
+        rows: a.n,
+        pack: false,
+        first: true,
+        fused: a.fused,
+    };
+    let dzb = DzBlock {
+        dz: a.dz,
+        ld: PANEL,
+    };
+    let mut k0 = 0;
+    while k0 + S::LANES <= a.k {
+        let kv = (NARROW_COLS / S::LANES).min((a.k - k0) / S::LANES);
+        // SAFETY (whole block): columns k0..k0 + kv * LANES and the groups' units
+        // exist; row r of `rows` holds PANEL floats, and its live vectors' gradients
+        // are inside gW.
+        unsafe {
+            with_units!(g0, |U, KV| narrow_group::<S, U, KV>(
+                s, a, &blk, &dzb, k0, 0, kv, &mut rows
+            ));
+            if a.units > g0 {
+                with_units!(a.units - g0, |U, KV| narrow_group::<S, U, KV>(
+                    s, a, &blk, &dzb, k0, g0, kv, &mut rows
+                ));
+            }
+            for (r, row) in rows[..kv * S::LANES].iter().enumerate() {
+                for v in 0..live {
+                    let g = s.load(row.as_ptr().add(v * S::LANES));
+                    put_grad(
+                        s,
+                        a.gw.add((k0 + r) * PANEL + v * S::LANES),
+                        g,
+                        a.fused,
+                        bad,
+                    );
+                }
+            }
+        }
+        k0 += kv * S::LANES;
+    }
+    // The columns left (fewer than a vector) and the bias, as panel tiles of the live
+    // vectors: one or two (4 units < 3 live * lanes leaves no third).
+    // SAFETY: columns k0.. of every row.
+    unsafe {
+        if live == 1 {
+            narrow_tail::<S, KR, 1, NV1>(s, a, k0, &blk, &dzb, bad)
+        } else {
+            narrow_tail::<S, KR, 2, NV1>(s, a, k0, &blk, &dzb, bad)
+        }
+    }
+    s.none_marked(*bad)
+}
+
+/// Columns of gW a narrow tile holds at most (`weight_grad_narrow`'s buffer).
+const NARROW_COLS: usize = 64;
+
+/// Call `$f::<.., U, KV, ..>` for `$u` units (1..=8) with the column vectors per
+/// tile, `KV`, that keep `U * KV` sums and the broadcasts in 16 registers.
+macro_rules! with_units {
+    ($u:expr, |$U:ident, $KV:ident| $call:expr) => {
+        match $u {
+            1 => {
+                const $U: usize = 1;
+                const $KV: usize = 4;
+                $call
+            }
+            2 => {
+                const $U: usize = 2;
+                const $KV: usize = 4;
+                $call
+            }
+            3 => {
+                const $U: usize = 3;
+                const $KV: usize = 3;
+                $call
+            }
+            4 => {
+                const $U: usize = 4;
+                const $KV: usize = 2;
+                $call
+            }
+            5 => {
+                const $U: usize = 5;
+                const $KV: usize = 2;
+                $call
+            }
+            6 => {
+                const $U: usize = 6;
+                const $KV: usize = 1;
+                $call
+            }
+            7 => {
+                const $U: usize = 7;
+                const $KV: usize = 1;
+                $call
+            }
+            8 => {
+                const $U: usize = 8;
+                const $KV: usize = 1;
+                $call
+            }
+            _ => unreachable!("unit groups have 1..=8 units"),
+        }
+    };
+}
+use with_units;
+
+/// Units `j0..j0+U` of gW for columns `k0..k0 + kv * LANES`, summed over the rows of
+/// `blk`, into `rows` (row r: column k0 + r), by tiles of `KV` column vectors.
+///
+/// # Safety
+/// The block's rows, the columns and the units are inside A and dZ;
+/// `kv * LANES <= NARROW_COLS`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_group<S: Simd, const U: usize, const KV: usize>(
+    s: S,
+    a: &WeightGradArgs,
+    blk: &RowBlock,
+    dzb: &DzBlock,
+    k0: usize,
+    j0: usize,
+    kv: usize,
+    rows: &mut [[f32; PANEL]; NARROW_COLS],
+) {
+    let mut c = 0;
+    while c < kv {
+        let t = KV.min(kv - c);
+        // SAFETY: the caller's contract; t <= KV vectors from column k0 + c * LANES.
+        unsafe {
+            if t == KV {
+                narrow_tile::<S, U, KV>(s, a, blk, dzb, k0 + c * S::LANES, j0, rows, c);
+            } else {
+                for u in 0..t {
+                    narrow_tile::<S, U, 1>(
+                        s,
+                        a,
+                        blk,
+                        dzb,
+                        k0 + (c + u) * S::LANES,
+                        j0,
+                        rows,
+                        c + u,
+                    );
+                }
+            }
+        }
+        c += t;
+    }
+}
+
+/// One tile: `U` units by `KV` vectors of columns from `k`, into `rows` from row
+/// `c * LANES`.
+///
+/// # Safety
+/// As `narrow_group`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_tile<S: Simd, const U: usize, const KV: usize>(
+    s: S,
+    a: &WeightGradArgs,
+    blk: &RowBlock,
+    dzb: &DzBlock,
+    k: usize,
+    j0: usize,
+    rows: &mut [[f32; PANEL]; NARROW_COLS],
+    c: usize,
+) {
+    let mut acc = [[s.zero(); KV]; U];
+    // SAFETY (whole body): the caller's contract; row pointers are formed only for
+    // the block's rows.
+    unsafe {
+        for i in 0..blk.rows {
+            let dz = dzb.dz.add(i * dzb.ld + j0);
+            let ar = a.a.add((blk.i0 + i) * a.lda + k);
+            let d: [S::V; U] = core::array::from_fn(|j| s.splat(*dz.add(j)));
+            for v in 0..KV {
+                let x = s.load(ar.add(v * S::LANES));
+                for j in 0..U {
+                    // x * dz + acc: wg_tile's product, in the same order over rows.
+                    acc[j][v] = s.fmadd(x, d[j], acc[j][v]);
+                }
+            }
+        }
+        let mut lanes = [0.0f32; 16];
+        for j in 0..U {
+            for v in 0..KV {
+                s.store(lanes.as_mut_ptr(), acc[j][v]);
+                for (l, x) in lanes[..S::LANES].iter().enumerate() {
+                    rows[(c + v) * S::LANES + l][j0 + j] = *x;
+                }
+            }
+        }
+    }
+}
+
+/// `weight_grad_narrow`'s columns from `k0` (fewer than a vector) and the bias, as
+/// panel tiles of the `NV` live vectors.
+///
+/// # Safety
+/// As `weight_grad_narrow`; `NV` is the panel's live vectors.
+#[inline(always)]
+unsafe fn narrow_tail<S: Simd, const KR: usize, const NV: usize, const NV1: usize>(
+    s: S,
+    a: &WeightGradArgs,
+    mut k0: usize,
+    blk: &RowBlock,
+    dzb: &DzBlock,
+    bad: &mut S::V,
+) {
+    // SAFETY (whole body): the caller's contract.
+    unsafe {
+        let src = |k0: usize| a.a.add(blk.i0 * a.lda + k0);
+        while k0 + KR <= a.k {
+            wg_tile::<S, KR, NV, NV1, false>(s, a, 0, k0, blk, dzb, src(k0), a.lda, bad);
+            k0 += KR;
+        }
+        let rem = a.k - k0;
+        with_rem!(rem, |R| wg_tile::<S, R, NV, NV1, true>(
+            s,
+            a,
+            0,
+            k0,
+            blk,
+            dzb,
+            src(k0),
+            a.lda,
+            bad
+        ));
     }
 }
 
@@ -1199,6 +1462,7 @@ macro_rules! simd_kernel_set {
             head_forward,
             head_backward,
             weight_grad,
+            weight_grad_narrow,
             input_grad,
             loss_grad,
             sgd,
@@ -1236,6 +1500,10 @@ macro_rules! simd_kernel_set {
         $(#[$attr])*
         unsafe fn weight_grad(a: &WeightGradArgs) -> bool {
             unsafe { generic::weight_grad::<$tok, $kr, $nvw, $nv1>(<$tok>::assume(), a) }
+        }
+        $(#[$attr])*
+        unsafe fn weight_grad_narrow(a: &WeightGradArgs) -> bool {
+            unsafe { generic::weight_grad_narrow::<$tok, $kr, $nv1>(<$tok>::assume(), a) }
         }
         $(#[$attr])*
         unsafe fn input_grad(a: &InputGradArgs) {

@@ -348,6 +348,9 @@ pub(crate) struct Kernels {
     pub head_backward: unsafe fn(&HeadBackArgs) -> bool,
     /// With `fused`, false when an updated parameter is not finite.
     pub weight_grad: unsafe fn(&WeightGradArgs) -> bool,
+    /// `weight_grad` for a layer where `narrow_weight_grad` holds, unpacked: the
+    /// same values bit for bit, with A's columns in the lanes.
+    pub weight_grad_narrow: unsafe fn(&WeightGradArgs) -> bool,
     pub input_grad: unsafe fn(&InputGradArgs),
     /// `dy = scale * (yhat - y)` over `len` values; returns `sum (yhat - y)^2`.
     pub loss_grad: unsafe fn(*const f32, *const f32, usize, f32, *mut f32) -> f32,
@@ -376,6 +379,15 @@ pub(crate) fn live_vectors(units: usize, panels: usize, lanes: usize) -> usize {
     units
         .saturating_sub(panels.saturating_sub(1) * PANEL)
         .div_ceil(lanes)
+}
+
+/// Whether a layer's weight gradients take `Kernels::weight_grad_narrow`: one panel
+/// whose units fill under three quarters of its live vectors of `lanes` floats (a
+/// panel tile would leave the rest of each vector idle), at least one vector of
+/// inputs, and no packing (`should_pack`: one panel never packs).
+pub(crate) fn narrow_weight_grad(units: usize, panels: usize, k: usize, lanes: usize) -> bool {
+    let live = live_vectors(units, panels, lanes);
+    panels == 1 && units <= PANEL && 4 * units < 3 * live * lanes && k >= lanes
 }
 
 /// A kernel set's one-call programs for one row.

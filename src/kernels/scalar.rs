@@ -16,6 +16,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     head_forward,
     head_backward,
     weight_grad,
+    // The reference has one way only.
+    weight_grad_narrow: weight_grad,
     input_grad,
     loss_grad,
     sgd,

@@ -102,3 +102,104 @@ fn transpose16_transposes_every_block() {
         check("neon", |s, d| unsafe { t(s, d) });
     }
 }
+
+/// A narrow one-panel layer's weight gradients with A's columns in the lanes
+/// (`generic::weight_grad_narrow`) equal the panel tiles' bit for bit, with and
+/// without the fused SGD step, on the emulated 4-, 8- and 16-lane sets: every unit
+/// count that takes that path (groups of up to 8 and two groups), column counts that
+/// leave remainders, and several row counts.
+#[test]
+fn narrow_weight_gradients_equal_the_panel_tiles_bit_for_bit() {
+    use super::generic::{weight_grad_blocks, weight_grad_narrow};
+    use super::narrow_weight_grad;
+    use super::simd::Simd;
+    use super::{Fused, WeightGradArgs, PANEL};
+
+    fn run<const L: usize, const NV1: usize>() {
+        let s = unsafe { Emu::<L>::assume() };
+        let mut rng = Rng(L as u64);
+        let mut cases = 0;
+        let ks: &[usize] = if cfg!(miri) {
+            &[L + 3]
+        } else {
+            &[L, L + 3, 3 * L + 1, 70]
+        };
+        let ns: &[usize] = if cfg!(miri) { &[3] } else { &[1, 5, 33] };
+        for units in 1..=PANEL {
+            for &k in ks {
+                if !narrow_weight_grad(units, 1, k, L) {
+                    continue;
+                }
+                for &n in ns {
+                    for fused in [false, true] {
+                        let lda = k + 2;
+                        let a = rng.vec(n * lda);
+                        let mut dz = rng.vec(n * PANEL);
+                        for (i, v) in dz.iter_mut().enumerate() {
+                            if i % PANEL >= units {
+                                *v = 0.0;
+                            }
+                        }
+                        // Gradients, then the current and the next parameters.
+                        let len = k * PANEL + PANEL;
+                        let cur = rng.vec(len);
+                        let go = |narrow: bool| {
+                            let mut buf = vec![0.0f32; 3 * len];
+                            buf[len..2 * len].copy_from_slice(&cur);
+                            let args = WeightGradArgs {
+                                a: a.as_ptr(),
+                                lda,
+                                n,
+                                k,
+                                dz: dz.as_ptr(),
+                                panels: 1,
+                                units,
+                                p0: 0,
+                                p1: 1,
+                                gw: buf.as_mut_ptr(),
+                                gb: buf.as_mut_ptr().wrapping_add(k * PANEL),
+                                pack: core::ptr::null_mut(),
+                                fused: fused.then_some(Fused {
+                                    lr: 0.25,
+                                    cur: len as isize,
+                                    next: 2 * len as isize,
+                                }),
+                                head: core::ptr::null(),
+                            };
+                            let live = units.div_ceil(L);
+                            let mut bad = s.zero();
+                            // SAFETY: n rows of lda >= k floats, n rows of dZ, and
+                            // gradients and both parameter copies in `buf`, as stated.
+                            let ok = unsafe {
+                                if narrow {
+                                    weight_grad_narrow::<Emu<L>, 6, NV1>(s, &args)
+                                } else {
+                                    weight_grad_blocks::<Emu<L>, 6, NV1, NV1, true>(
+                                        s, &args, false, n, live, &mut bad,
+                                    );
+                                    s.none_marked(bad)
+                                }
+                            };
+                            assert!(ok);
+                            buf
+                        };
+                        let (want, got) = (go(false), go(true));
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{L} lanes, {units} units, k {k}, n {n}, fused {fused}: \
+                                 value {i}: {g} against {w}"
+                            );
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert!(cases >= 2 * ks.len().min(2), "{L} lanes: {cases} cases");
+    }
+    run::<4, 4>();
+    run::<8, 2>();
+    run::<16, 1>();
+}

@@ -7,7 +7,8 @@ use core::fmt;
 
 use super::state::{RowPath, UpdateForm};
 use super::Model;
-use crate::kernels::live_vectors;
+use crate::isa::Isa;
+use crate::kernels::{live_vectors, narrow_weight_grad};
 use crate::layout::{should_pack, transposes_input_grad, PANEL};
 
 /// The shape-dependent choices of one model (`Model::choices`). The text is for
@@ -69,7 +70,15 @@ impl fmt::Display for Choices<'_> {
             let packed = rows_where(max, |n| should_pack(n, lp.panels));
             let head = l + 1 == nh && nh == 1 && plan.outputs == 1 && k.fuses_head;
             let transposed = rows_where(max, transposes_input_grad);
+            let narrow = k.isa != Isa::Scalar
+                && narrow_weight_grad(lp.outputs, lp.panels, lp.inputs, k.lanes);
             match packed {
+                _ if narrow => writeln!(
+                    f,
+                    "  weight gradients: the inputs in the vector lanes, each unit's dZ broadcast (its units would fill {} of {} lanes)",
+                    lp.outputs,
+                    live_vectors(lp.outputs, lp.panels, k.lanes) * k.lanes
+                )?,
                 Some(rows) => writeln!(
                     f,
                     "  weight gradients: packed for rows {}, direct otherwise{}",

@@ -23,8 +23,8 @@ use super::tests;
 use crate::config::Loss;
 use crate::kernels::row::RowCtx;
 use crate::kernels::{
-    put_grad1, should_pack, DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne, InputGradArgs,
-    UpdateArgs, WeightGradArgs, PANEL,
+    narrow_weight_grad, put_grad1, should_pack, DenseArgs, Fused, HeadArgs, HeadBackArgs, HeadOne,
+    InputGradArgs, UpdateArgs, WeightGradArgs, PANEL,
 };
 use crate::layout::transposes_input_grad;
 use crate::optim::{clip_scale, Update};
@@ -343,6 +343,12 @@ impl State {
                     .as_ref()
                     .map_or(core::ptr::null(), |h| h as *const HeadOne),
             });
+            // A one-panel layer is one thread's share and never packs.
+            let wg = if narrow_weight_grad(lp.outputs, lp.panels, lp.inputs, k.lanes) {
+                k.weight_grad_narrow
+            } else {
+                k.weight_grad
+            };
             let flops = 2 * n * lp.inputs * lp.panels * PANEL;
             // The input gradient of the layer below needs W laid out once, first.
             let ig = (l > 0).then(|| InputGradArgs {
@@ -381,7 +387,7 @@ impl State {
                         pack: self.scratch(thread),
                         ..args.get()
                     };
-                    if !(k.weight_grad)(&args) {
+                    if !(wg)(&args) {
                         all_ok.store(false, Ordering::Relaxed);
                     }
                 }

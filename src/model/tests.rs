@@ -192,6 +192,12 @@ fn course_and_benchmark_shapes_match_the_reference() {
         (64, vec![256], 1, 64),
         (64, vec![256, 256], 4, 16),
         (100, vec![520], 1, 20),
+        // Narrow one-panel layers, whose weight gradients put the inputs in the
+        // lanes (`narrow_weight_grad`): three units over 70 inputs (whole tiles of
+        // column vectors and a remainder), 11 units in two groups over 150 inputs,
+        // and 2 units over 11 inputs (one vector and the rest as panel tiles).
+        (70, vec![3], 4, 33),
+        (150, vec![11, 2], 1, 9),
         // Several packed row blocks of the weight gradients (pack_rows(300) = 109),
         // with the m = 1 head formed in them (`HeadOne`) and without.
         (300, vec![70, 65], 2, 150),
