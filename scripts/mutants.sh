@@ -20,11 +20,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-if ! cargo mutants --version >/dev/null 2>&1; then
-    echo "installing cargo-mutants"
-    cargo install cargo-mutants --locked
-fi
-
 mode=${1:-diff}
 shift || true
 seconds=${MUTANTS_SECONDS:-600}
@@ -65,6 +60,12 @@ files)
     exit 2
     ;;
 esac
+
+# Installed only now: a change with nothing in src/ needs no build of it (minutes in CI).
+if ! cargo mutants --version >/dev/null 2>&1; then
+    echo "installing cargo-mutants"
+    cargo install cargo-mutants --locked
+fi
 
 echo "==> cargo mutants ${args[*]} (at most ${seconds}s)"
 set +e

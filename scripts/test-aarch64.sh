@@ -58,6 +58,9 @@ qemu-aarch64 --version | head -n1
 aarch64-linux-gnu-gcc --version | head -n1
 
 export CARGO_TARGET_DIR="$PWD/target/aarch64"
+# Line tables only: a failure's backtrace still names functions and lines, and the
+# cross-build (most of this script's time in CI) writes far less debug information.
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 export RUSTFLAGS="-C target-feature=+crt-static"
 export RUSTDOCFLAGS="-C target-feature=+crt-static"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

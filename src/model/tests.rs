@@ -727,4 +727,37 @@ fn choices_follow_the_shape() {
         );
         assert!(deep.contains(deep_p), "{isa:?}: {deep}");
     }
+    // Which one-panel layers take the narrow weight gradients: 2 units over 20 inputs
+    // on every SIMD set; 6 units over 16 inputs only with 16 lanes (6 of 8 lanes, or
+    // of two 4-lane vectors, is three quarters); never 6 units over 2 inputs (less
+    // than a vector) nor a full panel.
+    for (name, kernels) in tables() {
+        let cfg = Config::new(20, &[2, 6, 16, 6], 1).max_batch(8);
+        let text = Model::with_kernels(&cfg, kernels)
+            .unwrap()
+            .choices()
+            .to_string();
+        let simd = kernels.isa != Isa::Scalar;
+        for (header, narrow) in [
+            ("layer 1: 20 -> 2,", simd),
+            ("layer 2: 2 -> 6,", false),
+            ("layer 3: 6 -> 16,", false),
+            ("layer 4: 16 -> 6,", simd && kernels.lanes == 16),
+        ] {
+            let next = text
+                .split(header)
+                .nth(1)
+                .and_then(|rest| rest.lines().nth(1))
+                .unwrap_or_else(|| panic!("{name}: no {header:?} in\n{text}"));
+            assert_eq!(
+                next.contains("weight gradients: the inputs in the vector lanes"),
+                narrow,
+                "{name}, {header:?}:\n{text}"
+            );
+        }
+        if simd {
+            let line = format!("its units would fill 2 of {} lanes)", kernels.lanes);
+            assert!(text.contains(&line), "{name}: {line:?} not in\n{text}");
+        }
+    }
 }
